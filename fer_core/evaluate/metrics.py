@@ -1,0 +1,61 @@
+"""Classification metrics (scikit-learn does the counting): accuracy, macro-F1, per-class F1, minority-F1, confusion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score
+
+from fer_core.errors import DataIntegrityError
+from fer_core.taxonomy import FER_CLASSES, MINORITY_CLASSES
+
+
+def _check_labels(y_true: np.ndarray, n_classes: int) -> None:
+    bad = np.flatnonzero((y_true < 0) | (y_true >= n_classes))
+    if bad.size:
+        raise DataIntegrityError(
+            f"{bad.size} labels outside [0, {n_classes - 1}]",
+            [(f"row {i}", f"label {int(y_true[i])}") for i in bad[:50]],
+        )
+
+
+def classification_metrics(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    classes: Sequence[str] = FER_CLASSES,
+    minority: Sequence[str] = MINORITY_CLASSES,
+) -> dict[str, float]:
+    """Accuracy, macro-F1, minority-F1 and ``f1/<class>`` for hard predictions.
+
+    Args:
+        y_true: true class indices ``[N]``.
+        y_pred: predicted class indices ``[N]``.
+        classes: class names in index order.
+        minority: the classes whose mean F1 is ``minority_f1``.
+
+    Returns:
+        Flat dict of floats, ready for a metrics sink.
+
+    Raises:
+        DataIntegrityError: a label outside the class range, or empty input.
+    """
+    yt = np.asarray(y_true, dtype=np.int64)
+    yp = np.asarray(y_pred, dtype=np.int64)
+    if yt.size == 0:
+        raise DataIntegrityError("cannot compute metrics on an empty set")
+    _check_labels(yt, len(classes))
+    labels = list(range(len(classes)))
+    per_class = f1_score(yt, yp, labels=labels, average=None, zero_division=0.0)
+    out = {
+        "accuracy": float(np.mean(yt == yp)),
+        "macro_f1": float(np.mean(per_class)),
+        "minority_f1": float(np.mean([per_class[list(classes).index(c)] for c in minority])) if minority else 0.0,
+    }
+    out.update({f"f1/{c}": float(f) for c, f in zip(classes, per_class, strict=True)})
+    return out
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(FER_CLASSES)) -> np.ndarray:
+    """Confusion matrix ``[C, C]`` (rows = true class)."""
+    return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(n_classes)))

@@ -1,0 +1,1 @@
+"""Loss functions, one module per concept; each registers itself in :data:`fer_core.losses._registry.LOSSES`."""
