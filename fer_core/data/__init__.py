@@ -1,0 +1,1 @@
+"""Data: source adapters, validation, provenance, splits, augmentation, the index and the training dataset."""
