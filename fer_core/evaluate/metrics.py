@@ -59,3 +59,54 @@ def classification_metrics(
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(FER_CLASSES)) -> np.ndarray:
     """Confusion matrix ``[C, C]`` (rows = true class)."""
     return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(n_classes)))
+
+
+def batched_confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion counts for many prediction sets at once, from one ``bincount``.
+
+    Args:
+        y_true: true class indices ``[N]`` (shared by every set) or ``[B, N]``.
+        y_pred: predicted class indices ``[B, N]``.
+        n_classes: ``C``.
+
+    Returns:
+        int64 counts ``[B, C, C]`` (rows = true class).
+    """
+    yp = np.asarray(y_pred, dtype=np.int64)
+    if yp.ndim == 1:
+        yp = yp[None]
+    yt = np.broadcast_to(np.asarray(y_true, dtype=np.int64), yp.shape)
+    b = yp.shape[0]
+    cc = n_classes * n_classes
+    flat = (np.arange(b, dtype=np.int64)[:, None] * cc + yt * n_classes + yp).ravel()
+    return np.bincount(flat, minlength=b * cc).reshape(b, n_classes, n_classes)
+
+
+def f1_from_confusion(cm: np.ndarray) -> np.ndarray:
+    """Per-class F1 ``2TP / (2TP + FP + FN)`` from confusion counts ``[..., C, C]``; 0 where undefined (as sklearn).
+
+    Returns:
+        float64 ``[..., C]``.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    denom = cm.sum(axis=-1) + cm.sum(axis=-2)  # (TP + FN) + (TP + FP)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom > 0, 2.0 * tp / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def metrics_from_confusion(
+    cm: np.ndarray,
+    classes: Sequence[str] = FER_CLASSES,
+    minority: Sequence[str] = MINORITY_CLASSES,
+) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1 and minority-F1 for each confusion matrix in ``cm [B, C, C]`` (each value ``[B]``)."""
+    cm = np.asarray(cm)
+    f1 = f1_from_confusion(cm)
+    n = cm.sum(axis=(-2, -1))
+    idx = [list(classes).index(c) for c in minority]
+    return {
+        "accuracy": np.trace(cm, axis1=-2, axis2=-1) / np.maximum(n, 1),
+        "macro_f1": f1.mean(axis=-1),
+        "minority_f1": f1[..., idx].mean(axis=-1) if idx else np.zeros(cm.shape[:-2]),
+    }
