@@ -1,0 +1,131 @@
+"""MLflow glue: tracking set-up, ferflow's run tags (DESIGN §3.5) and the MetricsSink that fer_core reports through."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+from tasks.settings import Settings
+
+EXPERIMENT = "ferflow"
+_PACKAGES = ("torch", "timm", "numpy", "onnxruntime", "opencv-python", "prefect", "ray", "mlflow")
+
+
+def configure_tracking(settings: Settings | None = None) -> str:
+    """Point MLflow at the configured tracking URI (SQLite in the ferflow home by default) and return it."""
+    settings = settings or Settings.from_env()
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        artifacts = settings.artifacts if uri.startswith("sqlite") else None
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # lost a creation race
+            mlflow.create_experiment(EXPERIMENT, artifact_location=_as_uri(artifacts) if artifacts else None)
+    return uri
+
+
+def _as_uri(location: str) -> str:
+    return location if "://" in location else Path(location).resolve().as_uri()
+
+
+class MlflowSink:
+    """fer_core's MetricsSink writing to one MLflow run by id (thread-safe: no fluent active-run state)."""
+
+    def __init__(self, run_id: str, client: MlflowClient | None = None):
+        self.run_id = run_id
+        self.client = client or MlflowClient()
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None]
+        for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics
+            self.client.log_batch(self.run_id, metrics=batch[i : i + 900])
+
+    def log_params(self, params: dict[str, object]) -> None:
+        batch = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(batch), 90):
+            self.client.log_batch(self.run_id, params=batch[i : i + 90])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+
+def code_version() -> str:
+    """Git commit of the checkout (``+dirty`` when modified), or the package version outside a checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode == 0:
+            return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        pass
+    return metadata.version("ferflow")
+
+
+def environment_params() -> dict[str, str]:
+    """Package versions, hardware and code version, logged on every training run."""
+    env = {"env.python": platform.python_version(), "env.machine": platform.machine(), "env.cpus": str(os.cpu_count())}
+    for pkg in _PACKAGES:
+        try:
+            env[f"env.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            env[f"env.{pkg}"] = "absent"
+    try:
+        import torch
+
+        env["env.cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    except Exception as e:  # noqa: BLE001 - the environment report must never fail a run
+        env["env.cuda"] = f"unknown ({type(e).__name__})"
+    env["env.code_version"] = code_version()
+    return env
+
+
+@contextlib.contextmanager
+def ferflow_run(
+    stage: str,
+    *,
+    seed: int | None = None,
+    dataset_sha256: str = "",
+    config_hash: str = "",
+    parent: str = "",
+    run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> Iterator[tuple[str, MlflowSink]]:
+    """Start an MLflow run with ferflow's tags; yield ``(run_id, sink)``; end it FINISHED or FAILED."""
+    configure_tracking()
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    tags = {
+        "ferflow.stage": stage,
+        "ferflow.seed": "" if seed is None else str(seed),
+        "ferflow.dataset_sha256": dataset_sha256,
+        "ferflow.config_hash": config_hash,
+        "ferflow.parent": parent,
+        "mlflow.runName": run_name or stage,
+        **(extra_tags or {}),
+    }
+    run = client.create_run(exp.experiment_id, tags=tags)
+    run_id = run.info.run_id
+    start = time.time()
+    try:
+        yield run_id, MlflowSink(run_id, client)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.log_metric(run_id, "wall_time_s", time.time() - start)
+    client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,73 @@
+"""Ray Tune glue: one place that builds Tuner/RunConfig the way every ferflow sweep wants them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from tasks._ray import ensure_ray
+from tasks.settings import Settings
+
+
+def run_sweep(
+    trainable: Callable[[dict[str, Any]], None],
+    param_space: dict[str, Any],
+    *,
+    name: str,
+    metric: str,
+    mode: str = "max",
+    resources: dict[str, float] | None = None,
+    max_failures: int = 2,
+    scheduler: Any = None,
+    num_samples: int = 1,
+    max_concurrent: int = 0,
+) -> list[dict[str, Any]]:
+    """Run a Tune sweep and return one dict per trial: its config and its last reported metrics.
+
+    Args:
+        trainable: function trainable reporting with ``tune.report``.
+        param_space: Tune search space (``tune.grid_search`` etc.).
+        name: experiment name (folder under ``$FERFLOW_HOME/ray_results``).
+        metric: the metric trials are ranked by.
+        mode: ``"max"`` or ``"min"``.
+        resources: per-trial resources, e.g. ``{"cpu": 1}`` here or ``{"gpu": 1}`` on GPU workers.
+        max_failures: retries of a crashed trial before the sweep records it as failed.
+        scheduler: optional Tune scheduler (ASHA for expensive trials).
+        num_samples: repetitions of the search space.
+        max_concurrent: cap on concurrent trials (0 = as resources allow).
+
+    Raises:
+        RuntimeError: a trial still failed after its retries (names the trial and its error).
+    """
+    ensure_ray()
+    settings = Settings.from_env()
+    storage = Path(settings.home) / "ray_results"
+    storage.mkdir(parents=True, exist_ok=True)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources or {"cpu": 1}),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            scheduler=scheduler,
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent or None,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            verbose=0,
+        ),
+    )
+    grid = tuner.fit()
+    failed = [r for r in grid if r.error is not None]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(grid)} trials of sweep {name!r} failed after {max_failures} retries; "
+            f"first: config={failed[0].config} error={failed[0].error!r}"
+        )
+    return [{"config": r.config, "metrics": dict(r.metrics or {})} for r in grid]

@@ -1,0 +1,128 @@
+"""Ensemble sweep: Ray Tune trials each evaluate a vectorised block of (weights x temperature) configs per seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import ray
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from ray import tune
+
+from fer_core.ensemble.grid import evaluate_grid, ratio_grid, simplex_grid
+from fer_core.io import atomic_path
+from tasks._mlflow import ferflow_run
+from tasks._tune import run_sweep
+
+METRICS = ("accuracy", "macro_f1", "minority_f1", "ece", "nll", "brier")
+
+
+def weight_grid(k: int, step: float) -> np.ndarray:
+    """Ratios for two teachers, the simplex for more."""
+    return ratio_grid(step) if k == 2 else simplex_grid(k, step)
+
+
+def _evaluate_block(config: dict[str, Any], data_ref: Any = None) -> None:
+    """Tune trial: every seed's teacher logits against this trial's block of weight vectors and all temperatures."""
+    data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
+    weights = np.asarray(config["weights"], dtype=np.float64)
+    frames = []
+    for seed, (logits, y) in data["seeds"].items():
+        df = evaluate_grid(logits, y, weights, data["temperatures"])
+        df["seed"] = seed
+        frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    wcols = [c for c in table.columns if c.startswith("w_")]
+    agg = table.groupby([*wcols, "temperature"], as_index=False)[list(METRICS)].mean()
+    best = agg.sort_values(["macro_f1", "ece"], ascending=[False, True]).iloc[0]
+    tune.report({"macro_f1": float(best["macro_f1"]), "ece": float(best["ece"]), "rows": table.to_dict("records")})
+
+
+def sweep_table(
+    seeds: dict[int, tuple[np.ndarray, np.ndarray]], step: float, temperatures: list[float], blocks: int
+) -> pd.DataFrame:
+    """Run the sweep on Ray Tune and return every (seed, weights, T) row.
+
+    Args:
+        seeds: per teacher-seed, ``(logits [K, N, C], labels [N])`` joined by sample id.
+        step: weight grid step.
+        temperatures: ensemble temperatures.
+        blocks: number of Tune trials the weight grid is split into (each vectorised).
+    """
+    k = next(iter(seeds.values()))[0].shape[0]
+    grid = weight_grid(k, step)
+    parts = [b.tolist() for b in np.array_split(grid, min(blocks, len(grid))) if len(b)]
+    data_ref = ray.put({"seeds": seeds, "temperatures": list(temperatures)}) if ray.is_initialized() else None
+    if data_ref is None:
+        from tasks._ray import ensure_ray
+
+        ensure_ray()
+        data_ref = ray.put({"seeds": seeds, "temperatures": list(temperatures)})
+    results = run_sweep(
+        tune.with_parameters(_evaluate_block, data_ref=data_ref),
+        {"weights": tune.grid_search(parts)},
+        name="tune_ensemble",
+        metric="macro_f1",
+        resources={"cpu": 1},
+    )
+    return pd.DataFrame([row for r in results for row in r["metrics"]["rows"]])
+
+
+def aggregate(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per (weights, T), best first (macro-F1, then ECE as tie-break)."""
+    wcols = [c for c in table.columns if c.startswith("w_")]
+    g = table.groupby([*wcols, "temperature"], as_index=False)
+    agg = g[list(METRICS)].mean()
+    std = g["macro_f1"].std(ddof=1).rename(columns={"macro_f1": "macro_f1_std"})
+    agg = agg.merge(std, on=[*wcols, "temperature"])
+    agg["n_seeds"] = g.size()["size"].to_numpy()
+    return agg.sort_values(["macro_f1", "ece"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+@task(name="tune_ensemble")
+def tune_ensemble_task(
+    seeds: dict[int, tuple[np.ndarray, np.ndarray]],
+    teacher_names: list[str],
+    step: float,
+    temperatures: list[float],
+    blocks: int,
+    out_dir: str,
+    dataset_sha256: str,
+    parent: str = "",
+) -> dict[str, Any]:
+    """Sweep, aggregate, log one MLflow parent run with the grid table; return the best config."""
+    table = sweep_table(seeds, step, temperatures, blocks)
+    agg = aggregate(table)
+    best = agg.iloc[0]
+    weights = [float(best[f"w_{i}"]) for i in range(len(teacher_names))]
+    out = Path(out_dir)
+    with atomic_path(out / "ensemble_grid.csv") as tmp:
+        agg.to_csv(tmp, index=False)
+    with ferflow_run("tune_ensemble", dataset_sha256=dataset_sha256, parent=parent, run_name="tune_ensemble") as (
+        run_id,
+        sink,
+    ):
+        sink.log_params({"teachers": teacher_names, "step": step, "temperatures": temperatures, "seeds": list(seeds)})
+        sink.log_metrics({f"best_{m}": float(best[m]) for m in METRICS})
+        sink.log_artifact(out / "ensemble_grid.csv")
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        client.set_tag(run_id, "ferflow.best_weights", ",".join(f"{w:.3f}" for w in weights))
+        client.set_tag(run_id, "ferflow.best_temperature", f"{float(best['temperature']):.3f}")
+    create_table_artifact(
+        key="ensemble-grid",
+        table=agg.head(20).round(4).to_dict("records"),
+        description=f"Top ensemble configs over {len(seeds)} seed(s); best weights {weights} T={best['temperature']}",
+    )
+    return {
+        "weights": weights,
+        "temperature": float(best["temperature"]),
+        "metrics": {m: float(best[m]) for m in METRICS},
+        "grid_csv": str(out / "ensemble_grid.csv"),
+        "mlflow_run_id": run_id,
+        "n_configs": int(len(agg)),
+    }
