@@ -1,0 +1,415 @@
+"""The local stack behind `ferflow stack up|down|status`: Prefect server + worker, MLflow server, Ray head on loopback.
+
+Every component runs as the leader of its own session, so `stack_down` can stop exactly the processes `stack_up`
+started (Ray's raylet, GCS and workers included) and nothing else: it never calls `ray stop`, which would kill every
+Ray process of the user. State (pids, commands, ports, start-up times) lives in ``$FERFLOW_HOME/stack/state.json``,
+logs in ``$FERFLOW_HOME/stack/<component>.log``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from fer_core.errors import ConfigError, FerError
+from fer_core.io import atomic_write_json, atomic_write_text, read_json
+from ferflow import _stack_procs as procs
+from tasks.settings import Settings
+
+COMPONENTS: tuple[str, ...] = ("prefect", "worker", "mlflow", "ray")
+WORK_POOLS: tuple[str, ...] = ("cpu", "gpu")
+HOST = "127.0.0.1"
+
+
+class StackError(FerError):
+    """A stack component did not start, did not become healthy, or its port is taken."""
+
+
+class ComponentStatus(BaseModel):
+    """One component as `stack_status` sees it.
+
+    Attributes:
+        name: ``prefect``, ``worker``, ``mlflow`` or ``ray``.
+        pid: session leader pid recorded by `stack_up` (None if never started).
+        pids: live processes of its session right now.
+        alive: the session still has live processes.
+        healthy: its health check answers (HTTP endpoint, worker heartbeat, ``ray status``).
+        url: where clients reach it.
+        startup_s: seconds from spawn to healthy, measured by `stack_up`.
+        detail: why it is unhealthy, or a short note.
+        log: its log file.
+    """
+
+    name: str
+    pid: int | None = None
+    pids: list[int] = []
+    alive: bool = False
+    healthy: bool = False
+    url: str | None = None
+    startup_s: float | None = None
+    detail: str = ""
+    log: str | None = None
+
+
+class StackStatus(BaseModel):
+    """The whole stack: one `ComponentStatus` per recorded component and the environment clients need."""
+
+    home: str
+    components: dict[str, ComponentStatus]
+    env: dict[str, str]
+
+    @property
+    def healthy(self) -> bool:
+        """True when at least one component is recorded and every recorded one is healthy."""
+        return bool(self.components) and all(c.healthy for c in self.components.values())
+
+    def export_lines(self) -> str:
+        """``export NAME=value`` lines for a shell (values quoted)."""
+        return "\n".join(f"export {k}={json.dumps(v)}" for k, v in sorted(self.env.items()))
+
+
+def stack_dir(settings: Settings) -> Path:
+    """``$FERFLOW_HOME/stack``: state file, logs, PID files and the Ray token."""
+    return settings.home / "stack"
+
+
+def _state_path(settings: Settings) -> Path:
+    return stack_dir(settings) / "state.json"
+
+
+def _load_state(settings: Settings) -> dict:
+    path = _state_path(settings)
+    return read_json(path) if path.exists() else {"components": {}}
+
+
+def _save_state(settings: Settings, state: dict) -> None:
+    atomic_write_json(_state_path(settings), state)
+
+
+def _exe(name: str) -> str:
+    """The console script ``name`` of this interpreter's environment (falls back to PATH)."""
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name)
+    if not found:
+        raise StackError(f"executable {name!r} not found beside {sys.executable} nor on PATH; install ferflow's deps")
+    return found
+
+
+def _ray_token_path(settings: Settings) -> Path:
+    return stack_dir(settings) / "ray_auth_token"
+
+
+def _ray_temp_dir(settings: Settings) -> Path:
+    # Ray puts unix sockets under its temp dir; a deep FERFLOW_HOME would pass the 107-byte socket path limit.
+    digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"ferflow-ray-{digest}"
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """Environment a client exports to use the stack (the same values `stack_up` returns).
+
+    Returns:
+        ``FERFLOW_HOME``, ``PREFECT_API_URL``, ``MLFLOW_TRACKING_URI``, ``FERFLOW_RAY_ADDRESS``, ``RAY_AUTH_MODE``
+        and, in token mode, ``RAY_AUTH_TOKEN_PATH``.
+    """
+    env = {
+        "FERFLOW_HOME": str(settings.home),
+        "PREFECT_API_URL": f"http://{HOST}:{settings.prefect_port}/api",
+        "MLFLOW_TRACKING_URI": f"http://{HOST}:{settings.mlflow_port}",
+        "FERFLOW_RAY_ADDRESS": f"{HOST}:{settings.ray_port}",
+        "RAY_AUTH_MODE": settings.ray_auth_mode,
+    }
+    if settings.ray_auth_mode == "token":
+        env["RAY_AUTH_TOKEN_PATH"] = str(_ray_token_path(settings))
+    return env
+
+
+def _base_env(settings: Settings) -> dict[str, str]:
+    """Environment every component (and every flow run the worker launches) starts with."""
+    env = dict(os.environ)
+    env.update(stack_env(settings))
+    env.update(
+        {
+            "PREFECT_HOME": str(settings.home / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{settings.home / 'prefect' / 'prefect.db'}",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _command(name: str, settings: Settings, artifacts: str) -> list[str]:
+    """The start command of one component (all bound to loopback)."""
+    if name == "prefect":
+        return [_exe("prefect"), "server", "start", "--host", HOST, "--port", str(settings.prefect_port),
+                "--analytics-off", "--no-background"]  # fmt: skip
+    if name == "worker":
+        return [_exe("prefect"), "--no-prompt", "worker", "start", "--pool", "cpu", "--type", "process",
+                "--name", f"ferflow-cpu-{settings.prefect_port}", "--no-create-pool-if-not-found"]  # fmt: skip
+    if name == "mlflow":
+        return [_exe("mlflow"), "server", "--host", HOST, "--port", str(settings.mlflow_port), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{settings.home / 'mlflow-server.db'}",
+                "--artifacts-destination", artifacts,
+                "--allowed-hosts", f"{HOST}:{settings.mlflow_port},localhost:{settings.mlflow_port}"]  # fmt: skip
+    if name == "ray":
+        return [_exe("ray"), "start", "--head", "--block", "--port", str(settings.ray_port),
+                "--node-ip-address", HOST, "--dashboard-host", HOST,
+                "--dashboard-port", str(settings.ray_dashboard_port),
+                "--object-store-memory", str(settings.ray_object_store_mb * 1024 * 1024),
+                "--num-cpus", str(settings.ray_num_cpus), "--disable-usage-stats",
+                "--temp-dir", str(_ray_temp_dir(settings))]  # fmt: skip
+    raise ConfigError(f"unknown stack component {name!r}; choose from {list(COMPONENTS)}")
+
+
+def _url(name: str, settings: Settings) -> str | None:
+    return {
+        "prefect": f"http://{HOST}:{settings.prefect_port}/api",
+        "mlflow": f"http://{HOST}:{settings.mlflow_port}",
+        "ray": f"{HOST}:{settings.ray_port}",
+    }.get(name)
+
+
+def _port(name: str, settings: Settings) -> int | None:
+    return {"prefect": settings.prefect_port, "mlflow": settings.mlflow_port, "ray": settings.ray_port}.get(name)
+
+
+def _api_json(url: str, payload: dict | None = None, timeout_s: float = 5.0):
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - loopback URL we built
+        return json.loads(resp.read() or b"null")
+
+
+def _worker_online(settings: Settings) -> tuple[bool, str]:
+    url = f"{_url('prefect', settings)}/work_pools/cpu/workers/filter"
+    try:
+        workers = _api_json(url, {})
+    except (OSError, ValueError) as e:
+        return False, f"cannot list workers of pool 'cpu': {e}"
+    mine = f"ferflow-cpu-{settings.prefect_port}"
+    online = [w["name"] for w in workers if str(w.get("status", "")).upper() == "ONLINE"]
+    if mine in online:
+        return True, f"worker {mine} ONLINE in pool 'cpu'"
+    return False, f"worker {mine} not ONLINE in pool 'cpu' (online: {online})"
+
+
+def _ray_healthy(settings: Settings, env: dict[str, str]) -> tuple[bool, str]:
+    try:
+        out = subprocess.run([_exe("ray"), "status", "--address", _url("ray", settings) or ""], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False, "`ray status` timed out"
+    return out.returncode == 0, "ray status ok" if out.returncode == 0 else (out.stderr or out.stdout)[-400:]
+
+
+def _health(name: str, settings: Settings, env: dict[str, str]) -> tuple[bool, str]:
+    """(healthy, detail) of one component; cheap checks first."""
+    if name == "prefect":
+        ok = procs.http_ok(f"{_url('prefect', settings)}/health")
+        return ok, "/api/health ok" if ok else "/api/health does not answer"
+    if name == "mlflow":
+        ok = procs.http_ok(f"{_url('mlflow', settings)}/health")
+        return ok, "/health ok" if ok else "/health does not answer"
+    if name == "worker":
+        return _worker_online(settings)
+    if name == "ray":
+        if not procs.port_open(settings.ray_port):
+            return False, f"GCS port {settings.ray_port} closed"
+        return _ray_healthy(settings, env)
+    raise ConfigError(f"unknown stack component {name!r}; choose from {list(COMPONENTS)}")
+
+
+def _record(entry: dict) -> procs.Spawned:
+    return procs.Spawned(pid=entry["pid"], start_ticks=entry["start_ticks"], boot_id=entry["boot_id"])
+
+
+def _ensure_work_pools(settings: Settings, env: dict[str, str]) -> None:
+    """Create the process pools `cpu` and `gpu` on the stack's server if missing (`prefect work-pool create`)."""
+    api = _url("prefect", settings)
+    running = []
+    for pool in WORK_POOLS:
+        if procs.http_ok(f"{api}/work_pools/{pool}"):
+            continue
+        cmd = [_exe("prefect"), "--no-prompt", "work-pool", "create", pool, "--type", "process"]
+        running.append((pool, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+    for pool, proc in running:
+        out, _ = proc.communicate(timeout=120)
+        if proc.returncode != 0 or not procs.http_ok(f"{api}/work_pools/{pool}"):
+            raise StackError(f"could not create work pool {pool!r} on {api}: {out.decode(errors='replace')[-600:]}")
+
+
+def _wait_healthy(name: str, settings: Settings, env: dict[str, str], rec: procs.Spawned, timeout_s: float) -> str:
+    """Poll until healthy; raise StackError with the log tail if the process dies or the timeout passes."""
+    log = stack_dir(settings) / f"{name}.log"
+    deadline = time.monotonic() + timeout_s
+    detail = ""
+    while time.monotonic() < deadline:
+        if not procs.owned_members(rec):
+            raise StackError(f"stack component {name!r} exited during start-up; log {log}:\n{procs.log_tail(log)}")
+        ok, detail = _health(name, settings, env)
+        if ok:
+            return detail
+        time.sleep(0.5)
+    procs.stop_session(rec)
+    raise StackError(
+        f"stack component {name!r} not healthy after {timeout_s:.0f} s ({detail}); stopped it. "
+        f"Log {log}:\n{procs.log_tail(log)}"
+    )
+
+
+def _check_port_free(name: str, settings: Settings) -> None:
+    port = _port(name, settings)
+    if port is not None and procs.port_open(port):
+        var = {"prefect": "FERFLOW_PREFECT_PORT", "mlflow": "FERFLOW_MLFLOW_PORT", "ray": "FERFLOW_RAY_PORT"}[name]
+        raise StackError(f"port {port} for {name!r} is already in use on {HOST}; free it or set {var} to another port")
+
+
+def _launch(name: str, settings: Settings, artifacts: str, env: dict[str, str], state: dict) -> procs.Spawned:
+    _check_port_free(name, settings)
+    cmd = _command(name, settings, artifacts)
+    log = stack_dir(settings) / f"{name}.log"
+    rec = procs.spawn(cmd, env, log, cwd=settings.home)
+    atomic_write_text(stack_dir(settings) / f"{name}.pid", f"{rec.pid}\n")
+    state["components"][name] = {"pid": rec.pid, "start_ticks": rec.start_ticks, "boot_id": rec.boot_id,
+                                 "cmd": cmd, "port": _port(name, settings), "url": _url(name, settings),
+                                 "log": str(log), "spawned_at": time.time(), "startup_s": None}  # fmt: skip
+    _save_state(settings, state)
+    return rec
+
+
+def _prepare(settings: Settings, artifacts: str) -> None:
+    stack_dir(settings).mkdir(parents=True, exist_ok=True)
+    (settings.home / "prefect").mkdir(parents=True, exist_ok=True)
+    if not artifacts.startswith("s3://"):
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+    token = _ray_token_path(settings)
+    if settings.ray_auth_mode == "token" and not token.exists():
+        atomic_write_text(token, secrets.token_hex(32))
+        token.chmod(0o600)
+
+
+def stack_up(
+    settings: Settings,
+    components: Sequence[str] = COMPONENTS,
+    artifacts: str | None = None,
+    timeout_s: float = 90.0,
+    on_event: Callable[[str], None] | None = None,
+) -> StackStatus:
+    """Start the selected components on loopback and wait until each is healthy; skip those already healthy.
+
+    Prefect, MLflow and Ray start side by side; the work pools `cpu` and `gpu` (process type) are created once the
+    Prefect API answers, then the `cpu` worker starts.
+
+    Args:
+        settings: ports, home and Ray options (`Settings.from_env()`).
+        components: subset of ``("prefect", "worker", "mlflow", "ray")``; ``worker`` needs ``prefect``.
+        artifacts: MLflow artifact destination (local folder or ``s3://bucket/prefix``); default ``settings.artifacts``.
+            For S3 the server needs ``MLFLOW_S3_ENDPOINT_URL`` (if not AWS) and the ``AWS_*`` variables.
+        timeout_s: per-component health timeout in seconds (Prefect takes 12-30 s on a small machine).
+        on_event: called with a one-line progress message (the CLI prints them).
+
+    Returns:
+        The `stack_status` after start-up; ``.env`` holds the variables to export.
+
+    Raises:
+        ConfigError: an unknown component, or ``worker`` without ``prefect`` running or requested.
+        StackError: a port is taken, or a component exited or stayed unhealthy (its log tail is in the message).
+    """
+    say = on_event or (lambda _msg: None)
+    wanted = [c for c in COMPONENTS if c in components]
+    unknown = sorted(set(components) - set(COMPONENTS))
+    if unknown:
+        raise ConfigError(f"unknown stack component(s) {unknown}; choose from {list(COMPONENTS)}")
+    artifacts = artifacts or settings.artifacts
+    _prepare(settings, artifacts)
+    env = _base_env(settings)
+    state = _load_state(settings)
+    current = stack_status(settings).components
+    todo = [c for c in wanted if not (c in current and current[c].healthy)]
+    if "worker" in todo and "prefect" not in wanted and not current.get("prefect", ComponentStatus(name="")).healthy:
+        raise ConfigError("component 'worker' needs 'prefect': add it to components or start it first")
+    for name in todo:
+        if name in current and current[name].alive:
+            say(f"{name}: recorded but unhealthy, restarting")
+            procs.stop_session(_record(state["components"][name]))
+    started = {name: _launch(name, settings, artifacts, env, state) for name in todo if name != "worker"}
+    for name in ("prefect", "mlflow", "ray"):
+        if name in started:
+            _finish(name, settings, env, started[name], state, timeout_s, say)
+    if "prefect" in wanted:
+        _ensure_work_pools(settings, env)
+        say(f"work pools {list(WORK_POOLS)} ready")
+    if "worker" in todo:
+        rec = _launch("worker", settings, artifacts, env, state)
+        _finish("worker", settings, env, rec, state, timeout_s, say)
+    status = stack_status(settings)
+    say("environment to export:\n" + status.export_lines())
+    return status
+
+
+def _finish(name, settings, env, rec, state, timeout_s, say) -> None:
+    detail = _wait_healthy(name, settings, env, rec, timeout_s)
+    entry = state["components"][name]
+    entry["startup_s"] = round(time.time() - entry["spawned_at"], 2)
+    _save_state(settings, state)
+    say(f"{name}: healthy in {entry['startup_s']} s ({detail}), pid {rec.pid}, log {entry['log']}")
+
+
+def stack_down(settings: Settings, grace_s: float = 15.0) -> list[str]:
+    """Stop exactly what `stack_up` recorded (worker first, Ray last); idempotent.
+
+    Each component's whole session gets SIGTERM, then SIGKILL after ``grace_s`` for any straggler; a record from
+    another boot or whose pid now names another process is dropped without signalling anything.
+
+    Args:
+        settings: the stack's home.
+        grace_s: seconds to wait after SIGTERM before SIGKILL.
+
+    Returns:
+        Names of the components that still had live processes and were stopped.
+    """
+    state = _load_state(settings)
+    stopped = []
+    for name in ("worker", "prefect", "mlflow", "ray"):
+        entry = state["components"].get(name)
+        if entry is None:
+            continue
+        if procs.stop_session(_record(entry), grace_s=grace_s):
+            stopped.append(name)
+        del state["components"][name]
+        (stack_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
+        _save_state(settings, state)
+    shutil.rmtree(_ray_temp_dir(settings), ignore_errors=True)
+    return stopped
+
+
+def stack_status(settings: Settings) -> StackStatus:
+    """Report every recorded component: live processes of its session and whether its health check answers."""
+    state = _load_state(settings)
+    env = _base_env(settings)
+    out: dict[str, ComponentStatus] = {}
+    for name in COMPONENTS:
+        entry = state["components"].get(name)
+        if entry is None:
+            continue
+        pids = procs.owned_members(_record(entry))
+        healthy, detail = _health(name, settings, env) if pids else (False, "not running")
+        out[name] = ComponentStatus(name=name, pid=entry["pid"], pids=pids, alive=bool(pids), healthy=healthy,
+                                    url=entry.get("url"), startup_s=entry.get("startup_s"), detail=detail,
+                                    log=entry.get("log"))  # fmt: skip
+    return StackStatus(home=str(settings.home), components=out, env=stack_env(settings))
