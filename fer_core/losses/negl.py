@@ -69,7 +69,8 @@ def complementary_probs(num_classes: int, confusion: np.ndarray | None = None) -
     m = np.asarray(confusion, dtype=np.float64)
     if m.shape != (num_classes, num_classes):
         raise DataIntegrityError(f"confusion must be [{num_classes}, {num_classes}] (rows = true class), got {m.shape}")
-    bad = [(f"confusion[{i}, {j}]", f"value {m[i, j]}") for i, j in zip(*np.nonzero(~np.isfinite(m) | (m < 0)), strict=True)]
+    rows, cols = np.nonzero(~np.isfinite(m) | (m < 0))
+    bad = [(f"confusion[{i}, {j}]", f"value {m[i, j]}") for i, j in zip(rows, cols, strict=True)]
     if bad:
         raise DataIntegrityError("confusion matrix has negative or non-finite entries; pass counts or rates", bad)
     m = m * off
