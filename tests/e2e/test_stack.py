@@ -1,0 +1,77 @@
+"""`stack_up` -> every component healthy and usable -> `stack_down` leaves no process of the recorded sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from ferflow import _stack_procs as procs
+from ferflow.stack import COMPONENTS, stack_down, stack_status, stack_up
+from tests.e2e.conftest import stack_settings
+
+pytestmark = pytest.mark.e2e
+
+_RAY_PROBE = """
+import os, ray
+ray.init(address=os.environ["FERFLOW_RAY_ADDRESS"], log_to_driver=False)
+@ray.remote
+def square(x):
+    return x * x
+print(sum(ray.get([square.remote(i) for i in range(5)])))
+"""
+
+
+def _get_json(url: str, payload: dict | None = None):
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _check_components_usable(status) -> None:
+    env = status.env
+    assert _get_json(env["PREFECT_API_URL"] + "/health") is True
+    for pool in ("cpu", "gpu"):
+        assert _get_json(f"{env['PREFECT_API_URL']}/work_pools/{pool}")["type"] == "process"
+    workers = _get_json(f"{env['PREFECT_API_URL']}/work_pools/cpu/workers/filter", {})
+    assert any(w["status"] == "ONLINE" for w in workers), workers
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    run = client.create_run(client.create_experiment("stack-e2e"))
+    client.log_metric(run.info.run_id, "accuracy", 0.75)
+    assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.75}
+
+    probe = subprocess.run([sys.executable, "-c", _RAY_PROBE], env={**os.environ, **env},
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip().splitlines()[-1] == "30"
+
+
+def test_stack_up_use_and_down(stack_home):
+    settings = stack_settings(stack_home)
+    try:
+        status = stack_up(settings, timeout_s=150)
+        assert set(status.components) == set(COMPONENTS)
+        assert status.healthy, {n: c.detail for n, c in status.components.items()}
+        assert status.env["FERFLOW_RAY_ADDRESS"] == f"127.0.0.1:{settings.ray_port}"
+        assert oct((stack_home / "stack" / "ray_auth_token").stat().st_mode & 0o777) == "0o600"
+        _check_components_usable(status)
+
+        again = stack_up(settings)  # idempotent: everything healthy, nothing restarted
+        assert {n: c.pid for n, c in again.components.items()} == {n: c.pid for n, c in status.components.items()}
+        assert len(again.components["ray"].pids) > 2  # gcs, raylet, agents: more than the leader
+    finally:
+        recorded = json.loads((stack_home / "stack" / "state.json").read_text())["components"]
+        sessions = {n: procs.Spawned(e["pid"], e["start_ticks"], e["boot_id"]) for n, e in recorded.items()}
+        stopped = stack_down(settings)
+    assert sorted(stopped) == sorted(COMPONENTS)
+    assert {n: procs.session_members(rec.pid) for n, rec in sessions.items()} == {n: [] for n in sessions}
+    assert stack_status(settings).components == {}
+    assert stack_down(settings) == []
