@@ -1,0 +1,142 @@
+"""ONNX export of a classifier (timm exportable mode) and the torch-vs-ONNX parity check."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_core.errors import BundleError, ConfigError
+from fer_core.export.session import make_session
+from fer_core.io import atomic_path
+from fer_core.preprocess import PreprocessSpec
+
+OUTPUT_NAME = "logits"
+
+
+def _exportable():
+    """timm's exportable layer config (static padding, no scripted/fused ops) when timm is present."""
+    try:
+        from timm.layers import set_layer_config
+    except ImportError:  # plain nn.Module students do not need timm
+        import contextlib
+
+        return contextlib.nullcontext()
+    return set_layer_config(exportable=True, no_jit=True)
+
+
+def export_onnx(
+    model: nn.Module,
+    spec: PreprocessSpec,
+    path: str | os.PathLike[str],
+    opset: int = 17,
+    dynamic_batch: bool = True,
+) -> Path:
+    """Export ``model`` (input ``[B, C, H, W]`` → logits ``[B, K]``) to ONNX, written atomically.
+
+    The model is switched to eval mode for the export and restored afterwards. The graph's input is named
+    ``spec.input_name`` with shape ``[batch, spec.channels, *spec.size]``; its output is named ``logits``.
+
+    Args:
+        model: the classifier; build it under ``timm.layers.set_layer_config(exportable=True)`` for timm models
+            whose layers have export-hostile variants (the export itself also runs inside that context).
+        spec: the preprocessing spec the model was trained with (input name, channels, size).
+        path: destination ``.onnx`` file.
+        opset: ONNX opset version.
+        dynamic_batch: make the batch axis symbolic (``batch``); otherwise it is fixed at 1.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ConfigError: the model does not accept the spec's input or does not return a 2-D logits tensor.
+    """
+    dest = Path(path)
+    h, w = spec.size
+    dummy = torch.zeros(2 if dynamic_batch else 1, spec.channels, h, w)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(dummy)
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise ConfigError(f"model must return logits [B, K] for input {tuple(dummy.shape)}, got {type(out)}")
+        axes = {spec.input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+        with atomic_path(dest) as tmp, _exportable(), warnings.catch_warnings():
+            # The TorchScript exporter is fast and stable at opset 17; its deprecation notice is not actionable here.
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            warnings.simplefilter("ignore", category=FutureWarning)
+            torch.onnx.export(
+                model, (dummy,), str(tmp), input_names=[spec.input_name], output_names=[OUTPUT_NAME],
+                opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
+            )  # fmt: skip
+    except RuntimeError as e:
+        raise ConfigError(f"ONNX export of {type(model).__name__} for input {tuple(dummy.shape)} failed: {e}") from e
+    finally:
+        model.train(was_training)
+    return dest
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Torch-vs-ONNX agreement on one batch.
+
+    Attributes:
+        max_abs_diff: max |logit_torch − logit_onnx| over the batch.
+        argmax_agreement: fraction of rows whose argmax agrees (1.0 required).
+        n: number of inputs compared.
+        atol: tolerance used.
+    """
+
+    max_abs_diff: float
+    argmax_agreement: float
+    n: int
+    atol: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.atol and self.argmax_agreement == 1.0
+
+
+def check_parity(
+    model: nn.Module,
+    onnx_path: str | os.PathLike[str],
+    inputs: np.ndarray | torch.Tensor,
+    atol: float = 1e-4,
+    threads: int = 2,
+) -> ParityReport:
+    """Run ``inputs`` ``[N, C, H, W]`` through the eval-mode model and the ONNX file and compare logits.
+
+    Raises:
+        BundleError: max |Δlogit| > ``atol`` or any argmax differs (the report is in the message).
+    """
+    x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).cpu().numpy()
+    finally:
+        model.train(was_training)
+    sess = make_session(onnx_path, threads)
+    got = sess.run([OUTPUT_NAME], {sess.get_inputs()[0].name: x})[0]
+    if got.shape != ref.shape:
+        raise BundleError(f"{onnx_path}: ONNX logits shape {got.shape} != torch {ref.shape}")
+    report = ParityReport(
+        max_abs_diff=float(np.max(np.abs(got - ref))) if ref.size else 0.0,
+        argmax_agreement=float(np.mean(got.argmax(1) == ref.argmax(1))) if len(ref) else 1.0,
+        n=len(x),
+        atol=atol,
+    )
+    if not report.ok:
+        raise BundleError(
+            f"{onnx_path}: ONNX/torch parity failed on {report.n} inputs: max |Δlogit| {report.max_abs_diff:.3g} "
+            f"(atol {atol:g}), argmax agreement {report.argmax_agreement:.3f}; re-export in timm exportable mode"
+        )
+    return report
