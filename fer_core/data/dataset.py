@@ -1,18 +1,49 @@
 """Training data: in-memory pixel arrays with vectorised batch assembly (the protocol the engine consumes).
 
 ``get_batch`` assembles a whole batch at once (augmentation vectorised in torch), so the engine's data path costs
-close to nothing next to the model step.
+close to nothing next to the model step. :func:`load_split` builds one from the dataset index, decoding every image
+of a split once; its eval path equals :func:`fer_core.preprocess.preprocess_face` on the same crop, bit for bit.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
 import torch
+import torch.nn.functional as F
+from pydantic import Field
 
+from fer_core.config import FrozenModel
 from fer_core.errors import DataIntegrityError
-from fer_core.preprocess import PreprocessSpec
+from fer_core.preprocess import PreprocessSpec, crop_face, prepare_pixels
+from fer_core.taxonomy import CLASS_TO_INDEX, FER_CLASSES
+
+
+class TrainAugment(FrozenModel):
+    """Training-time augmentation of a uint8 batch, vectorised in torch (the default is flip + shift).
+
+    Attributes:
+        flip: random horizontal flip (p = 0.5).
+        shift: largest translation as a fraction of the side (reflected border).
+        rotate_deg: largest rotation in degrees (0 = none).
+        scale: largest zoom change, factor in ``[1 - scale, 1 + scale]`` (0 = none).
+        erase_p: probability of random erasing (a 2-20 % rectangle filled with noise).
+        jitter: brightness (± ``jitter``·255) and contrast (×[1 − ``jitter``, 1 + ``jitter``]) strength (0 = none).
+    """
+
+    flip: bool = True
+    shift: float = Field(0.125, ge=0, lt=0.5)
+    rotate_deg: float = Field(0.0, ge=0, le=45)
+    scale: float = Field(0.0, ge=0, lt=0.5)
+    erase_p: float = Field(0.0, ge=0, le=1)
+    jitter: float = Field(0.0, ge=0, lt=1)
 
 
 class ArrayDataset:
@@ -23,9 +54,17 @@ class ArrayDataset:
         labels: class indices ``[N]``.
         sample_ids: content addresses, one per row (the join key for logits).
         spec: the preprocessing spec (normalisation constants).
+        train_augment: what :meth:`augment` does (default: flip + shift).
     """
 
-    def __init__(self, pixels: np.ndarray, labels: np.ndarray, sample_ids: Sequence[str], spec: PreprocessSpec):
+    def __init__(
+        self,
+        pixels: np.ndarray,
+        labels: np.ndarray,
+        sample_ids: Sequence[str],
+        spec: PreprocessSpec,
+        train_augment: TrainAugment | None = None,
+    ):
         if not (len(pixels) == len(labels) == len(sample_ids)):
             raise DataIntegrityError(
                 f"pixels ({len(pixels)}), labels ({len(labels)}) and sample_ids ({len(sample_ids)}) differ in length"
@@ -33,6 +72,7 @@ class ArrayDataset:
         if pixels.dtype != np.uint8:
             raise DataIntegrityError(f"pixels must be uint8, got {pixels.dtype}")
         self.spec = spec
+        self.train_augment = train_augment or TrainAugment()
         px = pixels if pixels.ndim == 4 else pixels[..., None]
         self._pixels = torch.from_numpy(np.ascontiguousarray(px.transpose(0, 3, 1, 2)))  # [N, C, H, W] uint8
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -54,18 +94,32 @@ class ArrayDataset:
         return (x - self._mean) / self._std
 
     def augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Random horizontal flip and shift (up to 1/8 of the side, reflect padding) on a uint8 batch."""
-        b, _, h, w = x.shape
-        flip = torch.from_numpy(rng.random(b) < 0.5)
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        pad = max(1, h // 8)
-        xp = torch.nn.functional.pad(x.float(), (pad, pad, pad, pad), mode="reflect")
-        dy, dx = rng.integers(0, 2 * pad + 1, size=(2, b))
-        rows = (torch.arange(h).view(1, h) + torch.from_numpy(dy).view(b, 1)).view(b, 1, h, 1)
-        cols = (torch.arange(w).view(1, w) + torch.from_numpy(dx).view(b, 1)).view(b, 1, 1, w)
-        bidx = torch.arange(b).view(b, 1, 1, 1)
-        cidx = torch.arange(x.shape[1]).view(1, -1, 1, 1)
-        return xp[bidx, cidx, rows, cols].to(torch.uint8)
+        """Random training augmentation of a uint8 ``[B, C, H, W]`` batch as configured by ``train_augment``.
+
+        Flip → shift (or one affine warp with rotation/zoom/shift) → brightness/contrast → random erasing; every
+        step is one tensor op over the whole batch. Returns uint8 ``[B, C, H, W]``.
+        """
+        cfg = self.train_augment
+        b = x.shape[0]
+        if cfg.flip:
+            flip = torch.from_numpy(rng.random(b) < 0.5)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        if cfg.rotate_deg > 0 or cfg.scale > 0:
+            x = _affine(x.float(), cfg, rng)
+        elif cfg.shift > 0:
+            x = _shift(x, cfg.shift, rng)
+        if cfg.jitter == 0 and cfg.erase_p == 0:
+            return _to_uint8(x)
+        x = x.float()
+        if cfg.jitter > 0:
+            c = torch.from_numpy(rng.uniform(1 - cfg.jitter, 1 + cfg.jitter, b).astype(np.float32)).view(b, 1, 1, 1)
+            bright = torch.from_numpy(rng.uniform(-255 * cfg.jitter, 255 * cfg.jitter, b).astype(np.float32))
+            bright = bright.view(b, 1, 1, 1)
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * c + mean + bright
+        if cfg.erase_p > 0:
+            x = _erase(x, cfg.erase_p, rng)
+        return _to_uint8(x)
 
     def get_batch(
         self, indices: np.ndarray, train: bool = False, rng: np.random.Generator | None = None
@@ -85,3 +139,149 @@ class ArrayDataset:
         if train:
             x = self.augment(x, rng if rng is not None else np.random.default_rng())
         return self.normalize(x), torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)])
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == torch.uint8 else x.round().clamp(0, 255).to(torch.uint8)
+
+
+def _shift(x: torch.Tensor, shift: float, rng: np.random.Generator) -> torch.Tensor:
+    """Integer translation up to ``shift``·side per axis with reflect padding, by gathering (no interpolation)."""
+    b, _, h, w = x.shape
+    pad = max(1, int(h * shift))
+    xp = F.pad(x.float(), (pad, pad, pad, pad), mode="reflect")
+    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, b))
+    rows = (torch.arange(h).view(1, h) + torch.from_numpy(dy).view(b, 1)).view(b, 1, h, 1)
+    cols = (torch.arange(w).view(1, w) + torch.from_numpy(dx).view(b, 1)).view(b, 1, 1, w)
+    bidx = torch.arange(b).view(b, 1, 1, 1)
+    cidx = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+    return xp[bidx, cidx, rows, cols].to(torch.uint8)
+
+
+def _affine(x: torch.Tensor, cfg: TrainAugment, rng: np.random.Generator) -> torch.Tensor:
+    """Rotation ± ``rotate_deg``, zoom 1 ± ``scale`` and shift ± ``shift`` in one bilinear warp (reflected border)."""
+    b = x.shape[0]
+    ang = np.deg2rad(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg, b))
+    zoom = rng.uniform(1 - cfg.scale, 1 + cfg.scale, b)
+    t = rng.uniform(-cfg.shift, cfg.shift, (b, 2)) * 2  # normalised coordinates span 2
+    cos, sin = np.cos(ang) / zoom, np.sin(ang) / zoom
+    theta = np.stack([np.stack([cos, -sin, t[:, 0]], 1), np.stack([sin, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(torch.from_numpy(theta.astype(np.float32)), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _erase(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Random erasing: with probability ``p`` a rectangle of 2-20 % of the area (aspect 0.3-3.3) becomes noise."""
+    b, _, h, w = x.shape
+    area = rng.uniform(0.02, 0.2, b) * h * w
+    aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3), b))
+    eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(np.int64)
+    ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(np.int64)
+    y0 = (rng.random(b) * (h - eh + 1)).astype(np.int64)
+    x0 = (rng.random(b) * (w - ew + 1)).astype(np.int64)
+    on = torch.from_numpy(rng.random(b) < p).view(b, 1, 1)
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    y0t, x0t = torch.from_numpy(y0).view(b, 1, 1), torch.from_numpy(x0).view(b, 1, 1)
+    inside = (ys >= y0t) & (ys < y0t + torch.from_numpy(eh).view(b, 1, 1)) & (xs >= x0t)
+    inside &= xs < x0t + torch.from_numpy(ew).view(b, 1, 1)
+    noise = torch.from_numpy(rng.integers(0, 256, x.shape).astype(np.float32))
+    return torch.where((inside & on).unsqueeze(1), noise, x)
+
+
+_REQUIRED = ("sample_id", "image_path", "label", "split")
+
+
+def _bbox(value: object) -> tuple[int, int, int, int] | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    x, y, w, h = (int(v) for v in value)  # type: ignore[union-attr]
+    return x, y, w, h
+
+
+def expected_sample_id(data: bytes, bbox: tuple[int, int, int, int] | None) -> str:
+    """The content address ingest gives a file: SHA-256 of its bytes, or for a face box of a larger image the SHA-256
+    of ``"<file sha>#x,y,w,h"`` (several faces of one photo must not share an id)."""
+    sha = hashlib.sha256(data).hexdigest()
+    if bbox is None:
+        return sha
+    x, y, w, h = bbox
+    return hashlib.sha256(f"{sha}#{x},{y},{w},{h}".encode()).hexdigest()
+
+
+def _decode_row(
+    path: str, sample_id: str, bbox: tuple[int, int, int, int] | None, spec: PreprocessSpec, verify_hash: bool
+) -> np.ndarray | str:
+    """Prepared uint8 pixels of one index row, or the reason they cannot be produced."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return f"cannot read the file ({e.strerror or type(e).__name__})"
+    if verify_hash and (got := expected_sample_id(data, bbox)) != sample_id:
+        return f"content changed since indexing: SHA-256 gives {got}, the index says {sample_id}; re-run ingest"
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if img is None or img.size == 0:
+        return "cannot decode the image (corrupt, truncated, empty or not an image)"
+    if bbox is not None:
+        img = crop_face(img, bbox, spec.crop_margin)
+    return prepare_pixels(img, spec)
+
+
+def load_split(
+    index_df: pd.DataFrame,
+    split: str,
+    spec: PreprocessSpec,
+    workers: int = 1,
+    verify_hash: bool = True,
+    train_augment: TrainAugment | None = None,
+) -> ArrayDataset:
+    """Decode every image of one split of the index once into an :class:`ArrayDataset` (rows in index order).
+
+    Each file is read, optionally checked against its ``sample_id``, decoded (``cv2.imdecode``), cropped with
+    :func:`fer_core.preprocess.crop_face` when the row has a ``bbox``, and run through
+    :func:`fer_core.preprocess.prepare_pixels`.
+
+    Args:
+        index_df: the dataset index (at least ``sample_id``, ``image_path``, ``label``, ``split``; ``bbox`` optional).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        spec: the preprocessing spec.
+        workers: decoding threads (OpenCV and hashlib release the GIL).
+        verify_hash: check each file's SHA-256 against its ``sample_id``.
+        train_augment: the dataset's training augmentation (default flip + shift).
+
+    Returns:
+        The split's dataset, ``pixels`` uint8 ``[N, C, H, W]``.
+
+    Raises:
+        DataIntegrityError: missing columns, no row in ``split``, or unknown labels and unreadable, undecodable or
+            changed files, EVERY one listed with its row, path and reason (nothing is skipped).
+    """
+    missing = [c for c in _REQUIRED if c not in index_df.columns]
+    if missing:
+        raise DataIntegrityError(f"index lacks columns {missing}; it needs {list(_REQUIRED)} (contract 3.1)")
+    rows = index_df[index_df["split"] == split]
+    if rows.empty:
+        present = sorted(index_df["split"].unique().tolist())
+        raise DataIntegrityError(f"the index has no row with split={split!r}; splits present: {present}")
+    bboxes = rows["bbox"].map(_bbox).tolist() if "bbox" in rows.columns else [None] * len(rows)
+    items = list(zip(rows["image_path"].astype(str), rows["sample_id"].astype(str), bboxes, strict=True))
+
+    def one(item: tuple[str, str, tuple[int, int, int, int] | None]) -> np.ndarray | str:
+        return _decode_row(*item, spec=spec, verify_hash=verify_hash)
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            out = list(pool.map(one, items))
+    else:
+        out = [one(item) for item in items]
+    problems = [
+        (f"row {r} {item[0]}", px) for r, item, px in zip(rows.index, items, out, strict=True) if isinstance(px, str)
+    ]
+    problems += [
+        (f"row {r} {path}", f"unknown label {lab!r}; allowed: {list(FER_CLASSES)}")
+        for r, path, lab in zip(rows.index, rows["image_path"], rows["label"], strict=True)
+        if lab not in CLASS_TO_INDEX
+    ]
+    if problems:
+        raise DataIntegrityError(f"{len(problems)} row(s) of split {split!r} cannot be loaded", problems)
+    labels = rows["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
+    return ArrayDataset(np.stack(out), labels, rows["sample_id"].tolist(), spec, train_augment)  # type: ignore[arg-type]
