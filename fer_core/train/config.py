@@ -1,0 +1,81 @@
+"""Training configuration: the loss tagged union, smoke gates and :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from fer_core.config import FrozenModel
+from fer_core.losses.ce import CELossConfig
+from fer_core.losses.class_balanced import ClassBalancedLossConfig
+from fer_core.losses.focal import FocalLossConfig
+from fer_core.losses.logit_adjust import LogitAdjustLossConfig
+from fer_core.models.config import ModelConfig
+
+LossConfig = Annotated[
+    CELossConfig | FocalLossConfig | ClassBalancedLossConfig | LogitAdjustLossConfig, Field(discriminator="kind")
+]
+
+
+class SmokeGates(FrozenModel):
+    """Fail-fast checks for a short smoke run (raise GateFailedError; no checkpoint is written before they pass).
+
+    Attributes:
+        check_epochs: gates are judged at the end of this many epochs; checkpoints start after that.
+        min_loss_drop: the last checked epoch's mean train loss must be at least this fraction below the mean loss
+            of the first steps of epoch 0.
+        min_macro_f1: validation macro-F1 required at the check epoch.
+        max_grad_norm: any optimizer step's gradient norm (before clipping) above this fails immediately.
+    """
+
+    check_epochs: int = Field(2, ge=1)
+    min_loss_drop: float = Field(0.10, ge=0, lt=1)
+    min_macro_f1: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float = Field(100.0, gt=0)
+
+
+class TrainConfig(FrozenModel):
+    """Everything :func:`fer_core.train.train` needs.
+
+    Attributes:
+        model: the model to build (ignored for construction when a model is passed in, still recorded).
+        loss: the default criterion (used when no criterion is passed in).
+        epochs: training epochs.
+        batch_size: effective batch (one optimizer step); split into ``accum_steps`` micro-batches.
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_epochs: linear warm-up length (may be fractional); cosine decay to 0 afterwards, stepped per step.
+        accum_steps: micro-batches per optimizer step (initial value; OOM back-off doubles it).
+        clip_grad_norm: max global gradient norm, or None for no clipping.
+        amp: mixed precision where the device supports it (CUDA: bf16 if supported, else fp16 + GradScaler); CPU: off.
+        seed: seeds python, numpy and torch; batch order and augmentation derive from (seed, epoch).
+        deterministic: ``torch.use_deterministic_algorithms(True)`` for the run.
+        grad_log_every: log gradient-norm statistics every this many optimizer steps.
+        balanced_sampler: class-balanced batches (>= 2 per class each) instead of a shuffled pass.
+        topk: best checkpoints kept per criterion (macro-F1, minority-F1).
+        smoke: smoke-run gates or None.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        num_threads: torch intra-op threads for the run (None: leave as is).
+        drop_last: drop a final partial batch (keeps BatchNorm away from size-1 batches).
+    """
+
+    model: ModelConfig
+    loss: LossConfig = CELossConfig()
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    accum_steps: int = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(5.0, gt=0)
+    amp: bool = True
+    seed: int = 0
+    deterministic: bool = False
+    grad_log_every: int = Field(50, ge=1)
+    balanced_sampler: bool = False
+    topk: int = Field(2, ge=1)
+    smoke: SmokeGates | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1)
+    drop_last: bool = False
