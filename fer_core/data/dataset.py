@@ -184,7 +184,7 @@ def _erase(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
     y0t, x0t = torch.from_numpy(y0).view(b, 1, 1), torch.from_numpy(x0).view(b, 1, 1)
     inside = (ys >= y0t) & (ys < y0t + torch.from_numpy(eh).view(b, 1, 1)) & (xs >= x0t)
     inside &= xs < x0t + torch.from_numpy(ew).view(b, 1, 1)
-    noise = torch.from_numpy(rng.integers(0, 256, x.shape).astype(np.float32))
+    noise = torch.from_numpy(rng.integers(0, 256, x.shape, dtype=np.uint8)).float()
     return torch.where((inside & on).unsqueeze(1), noise, x)
 
 
