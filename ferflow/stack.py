@@ -121,8 +121,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
     """Environment a client exports to use the stack (the same values `stack_up` returns).
 
     Returns:
-        ``FERFLOW_HOME``, ``PREFECT_API_URL``, ``MLFLOW_TRACKING_URI``, ``FERFLOW_RAY_ADDRESS``, ``RAY_AUTH_MODE``
-        and, in token mode, ``RAY_AUTH_TOKEN_PATH``.
+        ``FERFLOW_HOME``, ``PREFECT_API_URL``, ``MLFLOW_TRACKING_URI``, ``FERFLOW_RAY_ADDRESS``, ``RAY_AUTH_MODE``,
+        in token mode ``RAY_AUTH_TOKEN_PATH``, and ``FERFLOW_PROJECT_DIR`` (the checkout deployments pull from) when
+        it is set or ferflow runs from a checkout.
     """
     env = {
         "FERFLOW_HOME": str(settings.home),
@@ -133,7 +134,16 @@ def stack_env(settings: Settings) -> dict[str, str]:
     }
     if settings.ray_auth_mode == "token":
         env["RAY_AUTH_TOKEN_PATH"] = str(_ray_token_path(settings))
+    project = os.environ.get("FERFLOW_PROJECT_DIR") or _checkout_dir()
+    if project:
+        env["FERFLOW_PROJECT_DIR"] = project
     return env
+
+
+def _checkout_dir() -> str | None:
+    """The repository checkout holding prefect.yaml (its `pull` step reads FERFLOW_PROJECT_DIR), if we run from one."""
+    root = Path(__file__).resolve().parents[1]
+    return str(root) if (root / "prefect.yaml").is_file() else None
 
 
 def _base_env(settings: Settings) -> dict[str, str]:
