@@ -15,8 +15,7 @@ from fer_core.export import load_bundle, read_calibration, verify_bundle, write_
 from fer_core.export.onnx import export_onnx
 from fer_core.preprocess import PreprocessSpec, preprocess_face
 from fer_core.taxonomy import FER_CLASSES
-
-from .helpers import SPEC, calibration_dict, make_bundle, tiny_net
+from tests.core.export.helpers import SPEC, calibration_dict, make_bundle, tiny_net
 
 
 @pytest.fixture

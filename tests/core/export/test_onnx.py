@@ -11,8 +11,7 @@ from fer_core.errors import BundleError, ConfigError
 from fer_core.export import keep_int8_if, make_session, quantize_int8
 from fer_core.export.onnx import check_parity, export_onnx
 from fer_core.preprocess import PreprocessSpec
-
-from .helpers import SPEC, tiny_net
+from tests.core.export.helpers import SPEC, tiny_net
 
 
 def test_timm_export_parity_and_dynamic_batch(tmp_path):
