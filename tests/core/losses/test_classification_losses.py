@@ -64,8 +64,9 @@ def test_registry_config_union_and_gradients():
     counts = np.array([5, 1, 2, 9, 7, 3, 4])
     logits = torch.randn(6, 7, requires_grad=True)
     targets = torch.tensor([0, 1, 2, 3, 4, 6])
-    for raw in ({"kind": "ce", "label_smoothing": 0.1}, {"kind": "focal", "gamma": 1.0},
-                {"kind": "class_balanced", "beta": 0.99, "gamma": 1.0}, {"kind": "logit_adjust", "tau": 1.0}):  # fmt: skip
+    raws = [{"kind": "ce", "label_smoothing": 0.1}, {"kind": "focal", "gamma": 1.0},
+            {"kind": "class_balanced", "beta": 0.99, "gamma": 1.0}, {"kind": "logit_adjust", "tau": 1.0}]  # fmt: skip
+    for raw in raws:
         cfg = TypeAdapter(LossConfig).validate_python(raw)
         crit = LOSSES.get(cfg.kind).from_config(cfg, counts)
         out = crit(logits, targets, torch.arange(6), 0)

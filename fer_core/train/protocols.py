@@ -1,0 +1,34 @@
+"""The protocols the engine consumes: training data (ArrayDataset's) and the criterion (distillation plugs in here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@runtime_checkable
+class TrainData(Protocol):
+    """What :class:`fer_core.data.dataset.ArrayDataset` offers."""
+
+    labels: np.ndarray
+    sample_ids: Sequence[str]
+
+    def __len__(self) -> int: ...
+
+    def get_batch(
+        self, indices: np.ndarray, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class Criterion(Protocol):
+    """A training loss: ``criterion(logits [B, C], targets [B], idx [B] dataset row positions, epoch)``.
+
+    Returns a dict of scalar tensors with key ``"loss"`` (what is optimised); other keys are logged as epoch means.
+    """
+
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor, epoch: int
+    ) -> dict[str, torch.Tensor]: ...

@@ -1,0 +1,143 @@
+"""One optimizer step over an effective batch: micro-batches, AMP, clipping, NaN guard and OOM back-off.
+
+Each micro-batch's loss is weighted by its share of the effective batch, so the accumulated gradient equals the
+full-batch mean whatever the split; an OOM back-off (halve the micro-batch, double accumulation) therefore leaves
+the optimisation unchanged except for BatchNorm statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer_core.errors import FerError
+from fer_core.train.errors import TrainingDivergedError
+from fer_core.train.protocols import Criterion
+
+log = logging.getLogger(__name__)
+FaultInjector = Callable[[int, int], None]
+
+
+def is_oom(err: BaseException) -> bool:
+    """True for CUDA OOM errors (``torch.OutOfMemoryError`` or a RuntimeError saying "out of memory")."""
+    return isinstance(err, torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    )
+
+
+@dataclass
+class StepOutput:
+    """Result of one optimizer step: loss terms (batch means), pre-clip grad norm, per-sample CE ``[B]``."""
+
+    terms: dict[str, float]
+    grad_norm: float
+    per_sample_ce: torch.Tensor
+
+
+@dataclass
+class StepRunner:
+    """Runs optimizer steps; ``micro_batch`` shrinks on OOM and stays shrunk for the rest of the run."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: Criterion
+    device: torch.device
+    micro_batch: int
+    clip_grad_norm: float | None = None
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    fault_injector: FaultInjector | None = None
+    oom_events: list[dict[str, int]] = field(default_factory=list)
+
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, ids: Sequence[str], epoch: int, gstep: int
+    ) -> StepOutput:
+        """One optimizer step on ``x [B, C, H, W]``, ``y [B]``, ``idx [B]``; retried with a smaller micro-batch on OOM.
+
+        Raises:
+            TrainingDivergedError: non-finite loss or gradients.
+            FerError: OOM even at micro-batch 1.
+        """
+        while True:
+            try:
+                return self._attempt(x, y, idx, ids, epoch, gstep)
+            except Exception as e:
+                if not is_oom(e):
+                    raise
+                self._back_off(len(y), epoch, gstep, e)
+
+    def _back_off(self, batch: int, epoch: int, gstep: int, err: BaseException) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.micro_batch <= 1:
+            raise FerError(f"out of memory at global step {gstep} even with micro-batch 1: {err}") from err
+        old = self.micro_batch
+        self.micro_batch = max(1, old // 2)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        event = {"step": gstep, "epoch": epoch, "old_micro_batch": old, "micro_batch": self.micro_batch,
+                 "accum_steps": math.ceil(batch / self.micro_batch), "effective_batch": batch}  # fmt: skip
+        self.oom_events.append(event)
+        log.warning("OOM at step %d: micro-batch %d -> %d, accumulation %d, effective batch %d unchanged",
+                    gstep, old, self.micro_batch, event["accum_steps"], batch)  # fmt: skip
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _forward(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            if getattr(self.model, "uses_labels", False):
+                return self.model(xb, yb).float()
+            return self.model(xb).float()
+
+    def _attempt(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, ids: Sequence[str], epoch: int, gstep: int
+    ) -> StepOutput:
+        self.optimizer.zero_grad(set_to_none=True)
+        n = len(y)
+        sums: dict[str, float] = {}
+        per_sample = []
+        for start in range(0, n, self.micro_batch):
+            sl = slice(start, start + self.micro_batch)
+            if self.fault_injector is not None:
+                self.fault_injector(gstep, self.micro_batch)
+            xb = x[sl].to(self.device, non_blocking=True)
+            yb, ib = y[sl].to(self.device, non_blocking=True), idx[sl].to(self.device, non_blocking=True)
+            logits = self._forward(xb, yb)
+            terms = self.criterion(logits, yb, ib, epoch)
+            loss = terms["loss"]
+            if not math.isfinite(value := float(loss.detach())):
+                raise TrainingDivergedError(f"loss is {value}", gstep, epoch, ids[sl])
+            w = len(yb) / n
+            (self.scaler.scale(loss * w) if self.scaler is not None else loss * w).backward()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * w
+            per_sample.append(F.cross_entropy(logits.detach(), yb, reduction="none"))
+        grad_norm = self._apply(epoch, gstep, ids)
+        return StepOutput(sums, grad_norm, torch.cat(per_sample))
+
+    def _apply(self, epoch: int, gstep: int, ids: Sequence[str]) -> float:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler is not None:
+            # fp16: an inf gradient means the scale was too high; the scaler skips the step and lowers it.
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            if not math.isfinite(grad_norm):
+                raise TrainingDivergedError(f"gradient norm is {grad_norm}", gstep, epoch, ids)
+            self.optimizer.step()
+        self.scheduler.step()
+        return grad_norm
