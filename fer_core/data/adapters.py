@@ -176,7 +176,8 @@ def read_csv_rows(path: Path, required: tuple[str, ...], delimiter: str | None =
                 continue
             if len(parts) < len(required):
                 raise DataIntegrityError(f"{path}:{n}: expected {len(required)} fields {list(required)}, "
-                                         f"got {len(parts)}: {line!r}", [(f"{path}:{n}", "too few fields")])  # fmt: skip
+                                         f"got {len(parts)}: {line!r}",
+                                         [(f"{path}:{n}", "too few fields")])  # fmt: skip
             out.append((n, dict(zip(required, parts, strict=False))))
         return out
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -229,7 +230,8 @@ def folder_adapter(spec: SourceSpec) -> pd.DataFrame:
     splits = [d for d in top if d.lower() in split_map]
     if splits and len(splits) != len(top):
         raise DataIntegrityError(f"{root}: mixes split folders {splits} with others {sorted(set(top) - set(splits))};"
-                                 f" use root/<split>/<class> or root/<class> (split folders: {sorted(split_map)})")  # fmt: skip
+                                 f" use root/<split>/<class> or root/<class> (split folders: {sorted(split_map)})"
+                                 )  # fmt: skip
     layout = [(d, split_map[d.lower()]) for d in splits] if splits else [("", None)]
     for sub, hint in layout:
         base = root / sub if sub else root
@@ -280,7 +282,7 @@ def fer2013_csv_adapter(spec: SourceSpec) -> pd.DataFrame:
     for n, r in read_csv_rows(spec.path, ("emotion", "pixels", "Usage")):
         where = f"{spec.path}:{n}"
         label, reason = _label(FER2013_LABELS, int(r["emotion"]) if r["emotion"].isdigit() else r["emotion"])
-        hint = _hint(spec, r["Usage"], USAGE_SPLIT_MAP, where)
+        hint = _hint(spec, r["usage"], USAGE_SPLIT_MAP, where)
         name = f"row{n:06d}.png"
         img = _decode_fer_pixels(r["pixels"])
         if img is None:
