@@ -14,7 +14,8 @@ from ferflow import _stack_procs as procs
 from ferflow.stack import COMPONENTS, stack_down, stack_status, stack_up
 from tests.e2e.conftest import stack_settings
 
-pytestmark = pytest.mark.e2e
+# ~60-80 s on a loaded 2-core machine: slow as well, so `make test` stays quick (`make test-slow` runs it).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 _RAY_PROBE = """
 import os, ray
