@@ -9,6 +9,7 @@ an idle ``python -c 'sleep'``); each component is reported in absolute terms and
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def main() -> None:
             rows.append((name, comp.startup_s or 0.0, procs.rss_bytes(comp.pids), len(comp.pids)))
     finally:
         stack_down(settings)
+        shutil.rmtree(home, ignore_errors=True)
     print(f"baseline: python start {base_start:.2f} s, idle python RSS {base_rss / 2**20:.0f} MiB")
     print(f"{'component':<10}{'start s':>9}{'x base':>8}{'RSS MiB':>9}{'x base':>8}{'procs':>7}")
     for name, start, rss, n in rows:
