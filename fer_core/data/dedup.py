@@ -39,10 +39,14 @@ def _block_pairs(u: np.ndarray, shift: int, masks: np.ndarray, max_distance: int
     counts = np.bincount(keys, minlength=1 << _BLOCK_BITS)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     found = []
-    n = len(u)
-    step = max(1, _MAX_PAIRS_PER_CHUNK // max(1, int(counts.max()) * len(masks)))
-    for lo in range(0, n, step):
-        q = np.arange(lo, min(n, lo + step))
+    # chunk the queries by their real candidate counts: skewed real hashes make a few buckets huge
+    per_query = counts[(keys[:, None] ^ masks[None, :])].sum(axis=1)
+    bounds = np.searchsorted(np.cumsum(per_query), np.arange(1, 1 + int(per_query.sum()) // _MAX_PAIRS_PER_CHUNK)
+                             * _MAX_PAIRS_PER_CHUNK)  # fmt: skip
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(u)], strict=True):
+        if hi <= lo:
+            continue
+        q = np.arange(lo, hi)
         probe = (keys[q][:, None] ^ masks[None, :]).ravel()  # [Q * M] bucket keys to visit
         owner = np.repeat(q, len(masks))
         c = counts[probe]
