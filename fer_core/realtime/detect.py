@@ -40,8 +40,8 @@ class DetectorConfig(FrozenModel):
     Attributes:
         kind: registered detector name (``haar``, ``yunet``, ``full``).
         model_path: YuNet ONNX file (required for ``yunet``; never downloaded).
-        detect_width: the frame is downscaled to this width before detection (``None``: 480 for Haar, 320 for YuNet).
-        min_face: smallest face side in pixels at detection scale (Haar ``minSize``).
+        detect_width: the frame is downscaled to this width before detection (``None``: 320 px).
+        min_face: smallest face side in pixels at detection scale (Haar ``minSize``; 32 px = 10% of a 320 px width).
         score_threshold: YuNet confidence threshold.
         every_n: run the detector every N frames; in between, tracks keep their smoothed boxes.
         max_faces: at most this many faces per frame (largest first).
@@ -50,7 +50,7 @@ class DetectorConfig(FrozenModel):
     kind: str = "haar"
     model_path: Path | None = None
     detect_width: int | None = Field(None, ge=64)
-    min_face: int = Field(24, ge=8)
+    min_face: int = Field(32, ge=8)
     score_threshold: float = Field(0.7, gt=0, lt=1)
     every_n: int = Field(1, ge=1)
     max_faces: int = Field(4, ge=1)
@@ -64,7 +64,8 @@ def _downscale(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     if w <= width:
         return frame, 1.0
     s = width / w
-    return cv2.resize(frame, (width, max(1, round(h * s))), interpolation=cv2.INTER_AREA), s
+    # Bilinear costs ~0.3 ms at 1080p→320 against ~4 ms for INTER_AREA; the detectors tolerate its aliasing.
+    return cv2.resize(frame, (width, max(1, round(h * s))), interpolation=cv2.INTER_LINEAR), s
 
 
 def _largest_first(dets: list[Detection], k: int) -> list[Detection]:
@@ -80,14 +81,14 @@ class HaarDetector:
         if self._cascade.empty():
             raise ConfigError(f"Haar cascade {path} cannot be loaded; install opencv-python<5 (5.x ships none)")
         self.cfg = cfg
-        self.width = cfg.detect_width or 480
+        self.width = cfg.detect_width or 320
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         small, s = _downscale(frame_bgr, self.width)
         grey = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         grey = cv2.equalizeHist(grey)
         m = self.cfg.min_face
-        boxes = self._cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(m, m))
+        boxes = self._cascade.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=5, minSize=(m, m))
         dets = [Detection(box=tuple(float(v) / s for v in b)) for b in np.asarray(boxes).reshape(-1, 4)]
         return _largest_first(dets, self.cfg.max_faces)
 
