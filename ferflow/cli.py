@@ -18,6 +18,17 @@ app.add_typer(stack_app, name="stack")
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML (see configs/)", exists=True)]
 
 
+@app.callback()
+def _environment() -> None:
+    """Embedded defaults, set before any Prefect/MLflow import reads them: state lives in ``$FERFLOW_HOME``."""
+    home = Path(os.environ.get("FERFLOW_HOME", Path.home() / ".ferflow")).expanduser()
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
 def _echo_json(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
@@ -144,17 +155,11 @@ def evaluate(
 @app.command()
 def score(log: Annotated[Path, typer.Argument(help="runner per-frame CSV (events log beside it)", exists=True)]) -> None:
     """Protocol-Lite scoring of a runner log."""
-    from fer_core.realtime.score import score_log
+    from fer_core.realtime.score import score as score_run
 
-    _echo_json(score_log(log))
-
-
-@app.command()
-def report(config: Annotated[Path | None, typer.Option("--config", "-c", exists=True)] = None) -> None:
-    """Write the results report (Markdown + PNGs), also logged to MLflow and as a Prefect artifact."""
-    from flows.report import report_flow
-
-    typer.echo(report_flow(str(config) if config else None))
+    metrics, table = score_run(log)
+    typer.echo(table)
+    _echo_json(metrics)
 
 
 @stack_app.command("up")
@@ -185,7 +190,3 @@ def stack_status_cmd() -> None:
 
     _echo_json(stack_status(Settings.from_env()))
 
-
-def main() -> None:  # pragma: no cover - console entry
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    app()

@@ -129,3 +129,53 @@ def ferflow_run(
         raise
     client.log_metric(run_id, "wall_time_s", time.time() - start)
     client.set_terminated(run_id, "FINISHED")
+
+
+def log_model_checkpoint(run_id: str, checkpoint: str | Path, data: object, spec: object) -> str:
+    """Log a checkpoint file and the model (MLflow pytorch flavour with an input/output signature) to a run.
+
+    Returns:
+        The logged model's URI.
+    """
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    from fer_core.models.checkpoint import load_checkpoint
+
+    client = MlflowClient()
+    client.log_artifact(run_id, str(checkpoint), "checkpoint")
+    model, _ = load_checkpoint(checkpoint)
+    model.eval()
+    x, _ = data.get_batch(np.arange(min(4, len(data))))  # type: ignore[attr-defined]
+    with torch.no_grad():
+        y = model(x).numpy()
+    signature = infer_signature(x.numpy(), y)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(  # pt2: a traced graph, loadable without unpickling code objects
+            model, name="model", signature=signature, input_example=x.numpy(), serialization_format="pt2",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+    return info.model_uri
+
+
+class TeeSink:
+    """Forwards everything to a sink and also hands each metrics dict to a callback (Tune reporting)."""
+
+    def __init__(self, sink: MlflowSink, on_metrics: object):
+        self._sink = sink
+        self._on_metrics = on_metrics
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._sink.log_metrics(metrics, step)
+        self._on_metrics(metrics, step)  # type: ignore[operator]
+
+    def log_params(self, params: dict[str, object]) -> None:
+        self._sink.log_params(params)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._sink.log_artifact(path, artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        self._sink.log_text(text, name)

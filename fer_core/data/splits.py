@@ -89,7 +89,7 @@ def assign_splits(
     df["split"] = ""
     df.loc[ok, "split"] = rows["group_id"].map(split_of).to_numpy()
     moved = hinted[hinted["split_hint"].to_numpy() != hinted["group_id"].map(split_of).to_numpy()]
-    moved = moved[np.array([rule_of[g] != "" for g in moved["group_id"]], dtype=bool)]
+    moved = moved.loc[np.array([rule_of[g] != "" for g in moved["group_id"]], dtype=bool)]
     leakage = pd.DataFrame({
         "where": moved["where"], "image_path": moved["image_path"], "group_id": moved["group_id"],
         "from_split": moved["split_hint"], "to_split": moved["group_id"].map(split_of),

@@ -1,0 +1,28 @@
+"""``tune_ensemble``: Ray Tune over teacher weights x temperature x seeds on cached validation logits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows._common import out_root
+from flows.config import PipelineConfig, resolve
+from flows.teachers import train_teachers_flow
+from tasks.ensemble import tune_ensemble_task
+from tasks.teachers_logits import validation_logits_by_seed
+
+
+@flow(name="tune_ensemble", log_prints=True)
+def tune_ensemble_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
+    """Best ensemble (weights, T) by validation macro-F1 with ECE as tie-break, as one MLflow parent run."""
+    cfg = resolve(config, config_path)
+    up = train_teachers_flow(cfg)
+    names = [t.name for t in cfg.teachers.teachers]
+    seeds = validation_logits_by_seed(up["teachers"], names, up["data"]["index_path"], up["data"]["index_sha256"])
+    best = tune_ensemble_task(
+        seeds, names, cfg.ensemble.weight_step, cfg.ensemble.temperatures, cfg.ensemble.trials, out_root(),
+        up["data"]["index_sha256"],
+    )
+    print(f"ensemble: weights {best['weights']} T={best['temperature']} val macro-F1 {best['metrics']['macro_f1']:.3f}")
+    return {**up, "ensemble": best}

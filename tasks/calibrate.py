@@ -1,0 +1,65 @@
+"""Calibration task: fit on the student's validation logits, report on test, log into the student's MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from fer_core.calibrate.pipeline import CalibrationConfig, calibrate
+from fer_core.io import sha256_file
+from fer_core.logits.store import align_logits, read_logits
+from tasks._data import load_index
+from tasks._mlflow import MlflowSink, configure_tracking
+
+
+def split_logits(logits_path: str, index_path: str, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split's logits and labels, joined to the index by sample_id."""
+    from fer_core.taxonomy import CLASS_TO_INDEX
+
+    rows = load_index(index_path, index_sha256)
+    rows = rows[rows["split"] == split]
+    z = align_logits(read_logits(logits_path), rows["sample_id"].tolist(), allow_extra=True)
+    return z, rows["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
+
+
+@task(name="calibrate_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+def calibrate_student(
+    student: dict[str, Any], cfg: CalibrationConfig, index_path: str, index_sha256: str
+) -> dict[str, Any]:
+    """Temperature scaling (global + per class), thresholds, metrics and plots; everything into the student's run."""
+    configure_tracking()
+    zv, yv = split_logits(student["logits"], index_path, index_sha256, "val")
+    test_split = "test" if (load_index(index_path, index_sha256)["split"] == "test").any() else "val"
+    zt, yt = split_logits(student["logits"], index_path, index_sha256, test_split)
+    out = Path(student["out_dir"]) / "calibration"
+    sink = MlflowSink(student["mlflow_run_id"])
+    res = calibrate(zv, yv, zt, yt, cfg, out, sink=sink)
+    metrics = res.spec.model_dump()["metrics"]
+    before, after = metrics["before"], metrics["after"]
+    table = res.test_abstention.round(4).to_dict("records") if res.test_abstention is not None else []
+    if table:
+        create_table_artifact(key="abstention", table=table, description="Per-class thresholds on the test split")
+    create_markdown_artifact(
+        key="calibration",
+        markdown=(
+            f"# Calibration of {student['name']}\n\nT = {res.spec.temperature:.3f}\n\n| metric | before | after |\n"
+            "|---|---|---|\n"
+            + "\n".join(f"| {k} | {before[k]:.4f} | {after[k]:.4f} |" for k in ("ece_15", "ece_10", "nll", "brier") if k in before)
+            + ("\n\nWarnings: " + "; ".join(res.warnings) if res.warnings else "")
+        ),
+    )
+    return {
+        "calibration_json": str(res.calibration_path),
+        "calibration_sha256": sha256_file(res.calibration_path),
+        "temperature": float(res.spec.temperature),
+        "before": dict(before),
+        "after": dict(after),
+        "abstention": table,
+        "test_split": test_split,
+        "warnings": list(res.warnings),
+    }

@@ -1,0 +1,117 @@
+"""Ingest tasks: one per source, then validate → gate → groups → splits → augment → write, with Prefect artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from fer_core.data import ingest as ing
+from fer_core.data.adapters import SourceSpec, collect_source
+from fer_core.data.index import manifest_path, read_index, revalidate_index
+from fer_core.io import atomic_write_json, read_json, sha256_file, sha256_json
+
+
+@task(name="render_synthetic", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+def render_synthetic(out_dir: str, per_class: int, size: int, seed: int) -> dict[str, int]:
+    """Render the synthetic embedded dataset (deterministic by seed)."""
+    from fer_core.data.synth import render_dataset
+
+    return render_dataset(Path(out_dir), per_class=per_class, size=size, seed=seed)
+
+
+@task(name="collect_source", retries=2, retry_delay_seconds=2)
+def collect_source_task(spec: SourceSpec) -> pd.DataFrame:
+    """Run one source adapter (I/O: retried)."""
+    return collect_source(spec)
+
+
+@task(name="validate_records")
+def validate_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> pd.DataFrame:
+    """Path checks, full decode, SHA-256, dHash, quality flags (warm cache reused)."""
+    return ing.validate_step(records, cfg)
+
+
+@task(name="quality_gate")
+def gate_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> None:
+    """Fail (writing nothing) when too many rows are bad; always publish the rejected rows."""
+    bad = records[records["status"] == "rejected"]
+    if len(bad):
+        create_table_artifact(
+            key="rejected-rows",
+            table=bad[["where", "reason"]].head(1000).to_dict("records"),
+            description=f"{len(bad)} rejected rows (first 1000 shown; all are in rejected_rows.csv)",
+        )
+    ing.check_gate(records, cfg.max_bad_fraction)
+
+
+@task(name="groups_and_splits")
+def group_split_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Provenance groups (copies, exact and near duplicates), then splits per group."""
+    return ing.split_step(ing.group_step(records, cfg.near_dup_hamming), cfg)
+
+
+@task(name="augment_minority")
+def augment_task(index: pd.DataFrame, cfg: ing.IngestConfig) -> pd.DataFrame:
+    """Targeted minority augmentation; new rows stay in their parent's split and group."""
+    from fer_core.data.augment import augment_minority
+
+    if cfg.augment is None:
+        return index
+    return pd.concat([index, augment_minority(index, cfg.augment, cfg.augment_dir)], ignore_index=True)
+
+
+@task(name="write_index")
+def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame, cfg: ing.IngestConfig) -> dict:
+    """Index + manifest + warm cache + report, then the balance table as a Prefect artifact."""
+    res = ing.write_outputs(index, records, leakage, cfg)
+    atomic_write_json(cfg.out_dir / "ingest_config.json", {"config_hash": config_hash(cfg)})
+    balance = res.report.get("balance", {})
+    counts = balance.get("counts", {})
+    rows = [{"split": sp, **row} for sp, row in counts.items()]
+    if rows:
+        create_table_artifact(key="class-balance", table=rows, description="Images per class and split")
+    create_markdown_artifact(key="ingest-findings", markdown=_findings_md(res.report))
+    return outputs(cfg)
+
+
+def _findings_md(report: dict[str, Any]) -> str:
+    lines = ["# Ingest findings", ""]
+    for k, v in (report.get("findings") or {}).items():
+        if isinstance(v, int | float | str):
+            lines.append(f"- **{k}**: {v}")
+    return "\n".join(lines)
+
+
+def config_hash(cfg: ing.IngestConfig) -> str:
+    return sha256_json(cfg.model_dump(mode="json"))
+
+
+def outputs(cfg: ing.IngestConfig) -> dict[str, Any]:
+    idx = cfg.index_path
+    manifest = read_json(manifest_path(idx))
+    return {
+        "index_path": str(idx),
+        "index_sha256": sha256_file(idx),
+        "manifest": manifest,
+        "report_json": str(cfg.out_dir / "report.json"),
+        "balance_png": str(cfg.out_dir / "class_balance.png"),
+    }
+
+
+@task(name="existing_index")
+def existing_index(cfg: ing.IngestConfig) -> dict[str, Any] | None:
+    """The cache probe: an index written by this exact config whose manifest and files still verify."""
+    stamp = cfg.out_dir / "ingest_config.json"
+    if not (cfg.index_path.is_file() and stamp.is_file()) or read_json(stamp).get("config_hash") != config_hash(cfg):
+        return None
+    try:
+        read_index(cfg.index_path)
+        revalidate_index(cfg.index_path)  # warm: stats only for unchanged files
+    except Exception:  # noqa: BLE001 - any mismatch means re-ingest, which reports the problem properly
+        return None
+    return outputs(cfg)

@@ -1,0 +1,54 @@
+"""Nested Learning task: a student trained with the deep-memory optimizer on teacher logits, logged to MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from fer_core.distill.config import DistillConfig
+from fer_core.io import sha256_json
+from fer_core.models.backbones import create_model
+from fer_core.nested.config import NestedConfig
+from fer_core.nested.train import train_nested
+from fer_core.preprocess import PreprocessSpec
+from fer_core.train.config import TrainConfig
+from tasks._data import dataset
+from tasks._mlflow import environment_params, ferflow_run
+from tasks.distill import teacher_criterion_factory, with_ensemble
+from tasks.teachers import run_dir
+
+
+@task(name="nested_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1,
+      tags=["training", "gpu"])
+def nested_student(
+    train_cfg: TrainConfig,
+    dcfg: DistillConfig,
+    ncfg: NestedConfig | None,
+    seed: int,
+    teachers: list[dict[str, Any]],
+    ensemble: dict[str, Any] | None,
+    index_path: str,
+    index_sha256: str,
+    spec: PreprocessSpec,
+    out_root: str,
+) -> dict[str, Any]:
+    """One Nested Learning student (KD/DKD criterion from the distillation config) with its smoke gates."""
+    ncfg = (ncfg or NestedConfig()).model_copy(update={"seed": seed})
+    dcfg = with_ensemble(dcfg, ensemble)
+    key = {"n": ncfg.model_dump(mode="json"), "d": dcfg.model_dump(mode="json"), "m": train_cfg.model.model_dump(),
+           "index": index_sha256}
+    out = run_dir(out_root, "nested", f"nested-s{seed}", key)
+    train_ds = dataset(index_path, index_sha256, "train", spec)
+    val_ds = dataset(index_path, index_sha256, "val", spec)
+    criterion = teacher_criterion_factory(dcfg, teachers)(train_ds)
+    with ferflow_run("nested_learning", seed=seed, dataset_sha256=index_sha256, config_hash=sha256_json(key)[:16],
+                     run_name=f"nested-s{seed}") as (run_id, sink):
+        sink.log_params({**environment_params(), **{f"nested.{k}": v for k, v in ncfg.model_dump().items()}})
+        res = train_nested(ncfg, create_model(train_cfg.model), train_ds, val_ds, criterion, out, sink)
+        sink.log_metrics({f"final/{k}": float(v) for k, v in res.final_metrics.items()})
+        sink.log_metrics({"peak_memory_mb": float(res.peak_memory_mb), "meta_steps": float(res.meta_steps)})
+        sink.log_artifact(res.checkpoint_path, "checkpoint")
+    return {"name": f"nested-s{seed}", "seed": seed, "checkpoint": str(res.checkpoint_path), "mlflow_run_id": run_id,
+            "val_metrics": dict(res.final_metrics), "peak_memory_mb": res.peak_memory_mb}

@@ -1,0 +1,130 @@
+"""Teacher training: one task per (teacher, seed) with an MLflow run, checkpoints and a logits export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from fer_core.calibrate.plots import confusion_plot
+from fer_core.evaluate.metrics import confusion
+from fer_core.io import sha256_file, sha256_json
+from fer_core.logits.store import write_logits
+from fer_core.preprocess import PreprocessSpec
+from fer_core.taxonomy import FER_CLASSES
+from fer_core.train.config import TrainConfig
+from fer_core.train.engine import train
+from fer_core.train.predict import predict_logits
+from tasks._data import dataset, load_index
+from tasks._mlflow import TeeSink, environment_params, ferflow_run, log_model_checkpoint
+
+
+def run_dir(root: str, stage: str, name: str, key: Any) -> Path:
+    """Content-addressed output folder: the same inputs always land (and resume) in the same place."""
+    return Path(root) / stage / f"{name}-{sha256_json(key)[:12]}"
+
+
+def train_and_export(
+    stage: str,
+    name: str,
+    cfg: TrainConfig,
+    index_path: str,
+    index_sha256: str,
+    spec: PreprocessSpec,
+    out_root: str,
+    criterion_factory: Any = None,
+    parent: str = "",
+    extra_tags: dict[str, str] | None = None,
+    on_metrics: Any = None,
+) -> dict[str, Any]:
+    """Train one model on the index's train split, then export logits for every row keyed by sample_id.
+
+    ``criterion_factory(train_ds)`` builds a custom criterion (distillation) once the training rows are known.
+    """
+    key = {"cfg": cfg.model_dump(mode="json"), "index": index_sha256, "spec": spec.model_dump(mode="json")}
+    out = run_dir(out_root, stage, name, key)
+    train_ds = dataset(index_path, index_sha256, "train", spec)
+    val_ds = dataset(index_path, index_sha256, "val", spec)
+    criterion = criterion_factory(train_ds) if criterion_factory else None
+    config_hash = sha256_json(key)[:16]
+    with ferflow_run(
+        stage, seed=cfg.seed, dataset_sha256=index_sha256, config_hash=config_hash, parent=parent,
+        run_name=name, extra_tags=extra_tags,
+    ) as (run_id, sink):
+        if on_metrics is not None:
+            sink = TeeSink(sink, on_metrics)
+        sink.log_params({**environment_params(), "name": name, **_flat(cfg.model_dump(mode="json"))})
+        _log_dataset_input(run_id, index_path, index_sha256)
+        result = train(cfg, train_ds, val_ds, out, sink=sink, criterion=criterion, dataset_sha256=index_sha256)
+        logits_path, ids, logits, labels = _export_logits(result, index_path, index_sha256, spec, out)
+        val_mask = np.isin(ids, val_ds.sample_ids)
+        cm = confusion(labels[val_mask], logits[val_mask].argmax(1))
+        sink.log_artifact(confusion_plot(cm, out / "confusion_val.png"))
+        sink.log_artifact(logits_path)
+        model_uri = log_model_checkpoint(run_id, result.last_checkpoint, val_ds, spec)
+        sink.log_metrics({f"final/{k}": float(v) for k, v in result.final_metrics.items()})
+    return {
+        "name": name,
+        "seed": cfg.seed,
+        "checkpoint": str(result.last_checkpoint),
+        "checkpoint_sha256": sha256_file(result.last_checkpoint),
+        "logits": str(logits_path),
+        "logits_sha256": sha256_file(logits_path),
+        "mlflow_run_id": run_id,
+        "model_uri": model_uri,
+        "val_metrics": {k: float(v) for k, v in result.final_metrics.items()},
+        "class_f1": [float(result.final_metrics.get(f"f1/{c}", 0.0)) for c in FER_CLASSES],
+        "out_dir": str(out),
+    }
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _log_dataset_input(run_id: str, index_path: str, index_sha256: str) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    df = load_index(index_path, index_sha256)
+    ds = mlflow.data.from_pandas(df[["sample_id", "label", "split"]], source=index_path, name="fer-index",
+                                 digest=index_sha256[:16])
+    MlflowClient().log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(ds._to_mlflow_entity())])
+
+
+def _export_logits(result: Any, index_path: str, index_sha256: str, spec: PreprocessSpec, out: Path):
+    """Logits of the LAST-epoch model for every split's rows, keyed by sample_id."""
+    from fer_core.models.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(result.last_checkpoint)
+    ids, parts, labels = [], [], []
+    for split in ("train", "val", "test"):
+        if not (load_index(index_path, index_sha256)["split"] == split).any():
+            continue
+        ds = dataset(index_path, index_sha256, split, spec)
+        parts.append(predict_logits(model, ds))
+        ids.extend(ds.sample_ids)
+        labels.append(ds.labels)
+    logits = np.concatenate(parts)
+    path = out / "logits.parquet"
+    write_logits(path, ids, logits, FER_CLASSES, model_id=f"sha256:{sha256_file(result.last_checkpoint)}")
+    return path, np.asarray(ids), logits, np.concatenate(labels)
+
+
+@task(name="train_teacher", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1,
+      tags=["training", "gpu"])
+def train_teacher(
+    name: str, cfg: TrainConfig, seed: int, index_path: str, index_sha256: str, spec: PreprocessSpec, out_root: str
+) -> dict[str, Any]:
+    """Train one teacher for one seed; a retry resumes from the run folder's last checkpoint."""
+    cfg = cfg.model_copy(update={"seed": seed})
+    return train_and_export("train_teacher", f"{name}-s{seed}", cfg, index_path, index_sha256, spec, out_root)
