@@ -80,7 +80,10 @@ def throughput(args: argparse.Namespace) -> dict[str, float]:
     bare_loop(cfg.model_copy(update={"epochs": 1}), make_data(2 * args.batch, 2))  # warm-up (allocator, kernels)
     for r in range(args.repeats):  # ABBA order so drifting machine load hits both loops alike
         for which in ("bare", "engine") if r % 2 == 0 else ("engine", "bare"):
-            bare.append(bare_loop(cfg, tr)) if which == "bare" else run_engine()
+            if which == "bare":
+                bare.append(bare_loop(cfg, tr))
+            else:
+                run_engine()
     b, e, w = float(np.median(bare)), float(np.median(eng)), float(np.median(eng_wall))
     return {"bare_img_s": b, "engine_img_s": e, "ratio_train_loop": e / b, "engine_end_to_end_img_s": w,
             "ratio_end_to_end (incl. validation + checkpoints)": w / b}  # fmt: skip

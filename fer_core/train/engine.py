@@ -81,18 +81,21 @@ def _runtime(cfg: TrainConfig) -> Iterator[torch.device]:
         raise ConfigError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     if cfg.deterministic:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True)
+        # warn_only: an op without a deterministic kernel (some CUDA backward passes) warns instead of aborting the
+        # run; CPU training is bit-exact (tested).
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield device
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 def _seed_epoch(seed: int, epoch: int) -> None:
@@ -245,19 +248,20 @@ class _Run:
         norms: list[float] = []
         window: list[float] = []
         n_img, t = 0, time.perf_counter()
-        for rows in _batches(cfg, self.train_data, epoch, cfg.model.num_classes):
+        for i, rows in enumerate(_batches(cfg, self.train_data, epoch, cfg.model.num_classes)):
             x, y = self._get_batch(rows, rng, epoch)
             ids = [self.train_data.sample_ids[i] for i in rows]
             out = self.runner.step(x, y, torch.from_numpy(np.asarray(rows, np.int64)), ids, epoch, self.gstep)
-            check_grad_gate(cfg.smoke, out.grad_norm, self.gstep)
+            if math.isfinite(out.grad_norm):  # fp16 only: an inf norm is a step the GradScaler skipped
+                check_grad_gate(cfg.smoke, out.grad_norm, self.gstep)
+                norms.append(out.grad_norm)
+                window.append(out.grad_norm)
             self.tracker.update(out.per_sample_ce, y)
             for k, v in out.terms.items():
                 sums[k] = sums.get(k, 0.0) + v * len(rows)
-            if epoch == 0 and len(norms) < 5:  # the smoke gate's reference: mean loss of the first 5 steps
-                prev = 0.0 if not norms else self.initial_loss * len(norms)
-                self.initial_loss = (prev + out.terms["loss"]) / (len(norms) + 1)
-            norms.append(out.grad_norm)
-            window.append(out.grad_norm)
+            if epoch == 0 and i < 5:  # the smoke gate's reference: mean loss of the first 5 steps
+                prev = self.initial_loss * i if i else 0.0
+                self.initial_loss = (prev + out.terms["loss"]) / (i + 1)
             n_img += len(rows)
             self.gstep += 1
             if self.gstep % cfg.grad_log_every == 0:

@@ -26,6 +26,9 @@ class TrainData(Protocol):
 class Criterion(Protocol):
     """A training loss: ``criterion(logits [B, C], targets [B], idx [B] dataset row positions, epoch)``.
 
+    ``logits`` are float32; ``targets`` and ``idx`` (int64) are on the logits' device. ``idx`` indexes the training
+    dataset (and anything aligned to it, e.g. teacher logits joined by sample_id beforehand).
+
     Returns a dict of scalar tensors with key ``"loss"`` (what is optimised); other keys are logged as epoch means.
     """
 
