@@ -148,7 +148,7 @@ def main() -> None:
     args = p.parse_args()
     quick = args.quick
     args.n_train, args.n_val, args.n_kill = (512, 64, 256) if quick else (4096, 512, 2048)
-    args.epochs, args.repeats = (2, 2) if quick else (3, 4)
+    args.epochs, args.repeats = (2, 4) if quick else (3, 6)
     if args.child:
         child(args)
         return
