@@ -153,7 +153,9 @@ def evaluate(
 
 
 @app.command()
-def score(log: Annotated[Path, typer.Argument(help="runner per-frame CSV (events log beside it)", exists=True)]) -> None:
+def score(
+    log: Annotated[Path, typer.Argument(help="runner per-frame CSV (events log beside it)", exists=True)],
+) -> None:
     """Protocol-Lite scoring of a runner log."""
     from fer_core.realtime.score import score as score_run
 
@@ -189,4 +191,3 @@ def stack_status_cmd() -> None:
     from tasks.settings import Settings
 
     _echo_json(stack_status(Settings.from_env()))
-

@@ -14,8 +14,8 @@ from pydantic import Field
 
 from fer_core.calibrate.pipeline import CalibrationConfig
 from fer_core.config import FrozenModel, load_yaml_config
-from fer_core.data.ingest import IngestConfig
 from fer_core.data.adapters import SourceSpec
+from fer_core.data.ingest import IngestConfig
 from fer_core.distill.config import DistillConfig
 from fer_core.errors import ConfigError
 from fer_core.io import sha256_json
@@ -123,7 +123,7 @@ def resolve(config: PipelineConfig | None, config_path: str | None) -> PipelineC
 
 
 def ingest_config_from_cli(config: Path | None, sources: list[str], out: Path | None) -> IngestConfig:
-    """``ferflow ingest --config FILE`` (an IngestConfig or a pipeline profile) or ``--source KIND:PATH ... --out DIR``."""
+    """``ferflow ingest --config FILE`` (ingest config or pipeline profile) or ``--source KIND:PATH ... --out DIR``."""
     if config is not None:
         import yaml
 

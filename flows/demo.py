@@ -28,7 +28,8 @@ def demo_flow(config_path: str = "configs/demo.yaml") -> str:
         f"  ensemble:     weights {out['ensemble']['weights']} T={out['ensemble']['temperature']:.2f} "
         f"val macro-F1 {out['ensemble']['metrics']['macro_f1']:.3f}",
         *(f"  student:      {st['name']} val macro-F1 {st['val_metrics']['macro_f1']:.3f}" for st in out["students"]),
-        f"  calibration:  T={cal['temperature']:.3f}  ECE {cal['before']['ece_15']:.4f} -> {cal['after']['ece_15']:.4f}  "
+        f"  calibration:  T={cal['temperature']:.3f}  "
+        f"ECE {cal['before']['ece_15']:.4f} -> {cal['after']['ece_15']:.4f}  "
         f"NLL {cal['before']['nll']:.4f} -> {cal['after']['nll']:.4f}",
         "  abstention (test):",
         *(f"    {r}" for r in cal["abstention"]),

@@ -20,8 +20,17 @@ def distill_flow(config: PipelineConfig | None = None, config_path: str | None =
     up = tune_ensemble_flow(cfg)
     d = up["data"]
     students = [
-        distill_student(cfg.student.train, cfg.student.distill, seed, up["teachers"], up["ensemble"],
-                        d["index_path"], d["index_sha256"], cfg.data.preprocess, out_root())
+        distill_student(
+            cfg.student.train,
+            cfg.student.distill,
+            seed,
+            up["teachers"],
+            up["ensemble"],
+            d["index_path"],
+            d["index_sha256"],
+            cfg.data.preprocess,
+            out_root(),
+        )
         for seed in cfg.student.seeds
     ]
     for s in students:
@@ -31,12 +40,21 @@ def distill_flow(config: PipelineConfig | None = None, config_path: str | None =
 
 @flow(name="distill_sweep", log_prints=True)
 def distill_sweep_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares every configuration to the baseline."""
+    """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each config to the baseline."""
     cfg = resolve(config, config_path)
     up = tune_ensemble_flow(cfg)
     d = up["data"]
-    sweep = distill_sweep_task(cfg.student.train, cfg.student.distill, cfg.student.sweep, up["teachers"],
-                               up["ensemble"], d["index_path"], d["index_sha256"], cfg.data.preprocess, out_root())
+    sweep = distill_sweep_task(
+        cfg.student.train,
+        cfg.student.distill,
+        cfg.student.sweep,
+        up["teachers"],
+        up["ensemble"],
+        d["index_path"],
+        d["index_sha256"],
+        cfg.data.preprocess,
+        out_root(),
+    )
     for row in sweep["table"]:
         print(row)
     return {**up, "sweep": sweep}
@@ -48,7 +66,19 @@ def nested_learning_flow(config: PipelineConfig | None = None, config_path: str 
     cfg = resolve(config, config_path)
     up = tune_ensemble_flow(cfg)
     d = up["data"]
-    runs = [nested_student(cfg.student.train, cfg.student.distill, cfg.student.nested, seed, up["teachers"],
-                           up["ensemble"], d["index_path"], d["index_sha256"], cfg.data.preprocess, out_root())
-            for seed in cfg.student.seeds]
+    runs = [
+        nested_student(
+            cfg.student.train,
+            cfg.student.distill,
+            cfg.student.nested,
+            seed,
+            up["teachers"],
+            up["ensemble"],
+            d["index_path"],
+            d["index_sha256"],
+            cfg.data.preprocess,
+            out_root(),
+        )
+        for seed in cfg.student.seeds
+    ]
     return {**up, "nested": runs}

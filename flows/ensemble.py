@@ -21,7 +21,12 @@ def tune_ensemble_flow(config: PipelineConfig | None = None, config_path: str | 
     names = [t.name for t in cfg.teachers.teachers]
     seeds = validation_logits_by_seed(up["teachers"], names, up["data"]["index_path"], up["data"]["index_sha256"])
     best = tune_ensemble_task(
-        seeds, names, cfg.ensemble.weight_step, cfg.ensemble.temperatures, cfg.ensemble.trials, out_root(),
+        seeds,
+        names,
+        cfg.ensemble.weight_step,
+        cfg.ensemble.temperatures,
+        cfg.ensemble.trials,
+        out_root(),
         up["data"]["index_sha256"],
     )
     print(f"ensemble: weights {best['weights']} T={best['temperature']} val macro-F1 {best['metrics']['macro_f1']:.3f}")

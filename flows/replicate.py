@@ -26,13 +26,28 @@ def replicate_flow(
     up = tune_ensemble_flow(cfg)
     d = up["data"]
     seeds = list(range(1000, 1000 + n_seeds))
-    runs = [distill_student(cfg.student.train, cfg.student.distill, s, up["teachers"], up["ensemble"],
-                            d["index_path"], d["index_sha256"], cfg.data.preprocess, out_root()) for s in seeds]
+    runs = [
+        distill_student(
+            cfg.student.train,
+            cfg.student.distill,
+            s,
+            up["teachers"],
+            up["ensemble"],
+            d["index_path"],
+            d["index_sha256"],
+            cfg.data.preprocess,
+            out_root(),
+        )
+        for s in seeds
+    ]
     cal = [calibrate_student(r, cfg.calibrate, d["index_path"], d["index_sha256"]) for r in runs]
     ours = np.array([c["after"]["macro_f1"] for c in cal])
     champ = champion_seed_scores(cfg.package.model_name)
-    lines = [f"# Nightly replication ({n_seeds} seeds)", "",
-             f"Candidate test macro-F1: {ours.mean():.4f} ± {ours.std(ddof=1) if len(ours) > 1 else 0:.4f}"]
+    lines = [
+        f"# Nightly replication ({n_seeds} seeds)",
+        "",
+        f"Candidate test macro-F1: {ours.mean():.4f} ± {ours.std(ddof=1) if len(ours) > 1 else 0:.4f}",
+    ]
     stats: dict[str, Any] = {}
     if champ is not None and len(champ) >= 2:
         n = min(len(champ), len(ours))

@@ -131,6 +131,15 @@ def ferflow_run(
     client.set_terminated(run_id, "FINISHED")
 
 
+def log_index_input(run_id: str, index: object, index_path: str, index_sha256: str) -> None:
+    """Attach the dataset index to a run as an MLflow dataset input (digest = the index's SHA-256 prefix)."""
+    import mlflow.data
+
+    cols = [c for c in ("sample_id", "label", "split", "origin") if c in index.columns]  # type: ignore[attr-defined]
+    ds = mlflow.data.from_pandas(index[cols], source=index_path, name="fer-index", digest=index_sha256[:16])  # type: ignore[index]
+    MlflowClient().log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(ds._to_mlflow_entity())])
+
+
 def log_model_checkpoint(run_id: str, checkpoint: str | Path, data: object, spec: object) -> str:
     """Log a checkpoint file and the model (MLflow pytorch flavour with an input/output signature) to a run.
 
@@ -154,7 +163,11 @@ def log_model_checkpoint(run_id: str, checkpoint: str | Path, data: object, spec
     signature = infer_signature(x.numpy(), y)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(  # pt2: a traced graph, loadable without unpickling code objects
-            model, name="model", signature=signature, input_example=x.numpy(), serialization_format="pt2",
+            model,
+            name="model",
+            signature=signature,
+            input_example=x.numpy(),
+            serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     return info.model_uri

@@ -49,7 +49,11 @@ def calibrate_student(
         markdown=(
             f"# Calibration of {student['name']}\n\nT = {res.spec.temperature:.3f}\n\n| metric | before | after |\n"
             "|---|---|---|\n"
-            + "\n".join(f"| {k} | {before[k]:.4f} | {after[k]:.4f} |" for k in ("ece_15", "ece_10", "nll", "brier") if k in before)
+            + "\n".join(
+                f"| {k} | {before[k]:.4f} | {after[k]:.4f} |"
+                for k in ("ece_15", "ece_10", "nll", "brier")
+                if k in before
+            )
             + ("\n\nWarnings: " + "; ".join(res.warnings) if res.warnings else "")
         ),
     )

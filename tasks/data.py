@@ -83,14 +83,10 @@ def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame
 
 def _log_ingest_run(out: dict[str, Any], index: pd.DataFrame) -> None:
     """One MLflow run per ingest: the index as a dataset input, the manifest, report and balance chart."""
-    import mlflow
-
-    from tasks._mlflow import ferflow_run
+    from tasks._mlflow import ferflow_run, log_index_input
 
     with ferflow_run("ingest", dataset_sha256=out["index_sha256"], run_name="ingest") as (run_id, sink):
-        ds = mlflow.data.from_pandas(index[["sample_id", "label", "split", "origin"]], source=out["index_path"],
-                                     name="fer-index", digest=out["index_sha256"][:16])
-        mlflow.tracking.MlflowClient().log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(ds._to_mlflow_entity())])
+        log_index_input(run_id, index, out["index_path"], out["index_sha256"])
         sink.log_metrics({f"rows/{k}": float(v) for k, v in index["split"].value_counts().items()})
         for path in (out["report_json"], out["balance_png"], manifest_path(out["index_path"])):
             sink.log_artifact(path, "ingest")

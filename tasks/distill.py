@@ -24,13 +24,15 @@ from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
 from tasks._mlflow import ferflow_run
 from tasks._tune import run_sweep
-from tasks.teachers import train_and_export
+from tasks.teachers import teachers_of_seed, train_and_export
 
 
 def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[dict[str, Any]]):
-    """Build ``train_ds -> criterion``: teacher logits joined to the student's rows BY sample_id, never by position."""
-    by_name = {t["name"].rsplit("-s", 1)[0]: t for t in teachers}
-    ordered = [by_name[n] for n in dcfg.teachers]
+    """Build ``train_ds -> criterion``: teacher logits joined to the student's rows BY sample_id, never by position.
+
+    The teachers of the first teacher seed are used (the ensemble sweep averages over all seeds).
+    """
+    ordered = teachers_of_seed(teachers, dcfg.teachers, min(t["seed"] for t in teachers))
     tables = [read_logits(t["logits"]) for t in ordered]
     class_f1 = np.asarray([t["class_f1"] for t in ordered], dtype=np.float64)
 
@@ -75,15 +77,25 @@ def distill_once(
     if dcfg is not None:
         extra["ferflow.distill"] = dcfg.model_dump_json()
     res = train_and_export(
-        "distill", name, cfg, index_path, index_sha256, spec, out_root,
-        criterion_factory=factory, parent=parent, extra_tags=extra, on_metrics=on_metrics,
+        "distill",
+        name,
+        cfg,
+        index_path,
+        index_sha256,
+        spec,
+        out_root,
+        criterion_factory=factory,
+        parent=parent,
+        extra_tags=extra,
+        on_metrics=on_metrics,
     )
     res["kind"] = kind
     return res
 
 
-@task(name="distill_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1,
-      tags=["training", "gpu"])
+@task(
+    name="distill_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, tags=["training", "gpu"]
+)
 def distill_student(
     train_cfg: TrainConfig,
     dcfg: DistillConfig,
@@ -126,21 +138,41 @@ def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     variant = config["variant"]
     dcfg = None if variant["loss"] == "ce" else DistillConfig.model_validate(variant["dcfg"])
     res = distill_once(
-        TrainConfig.model_validate(ctx["train_cfg"]), dcfg, config["seed"], ctx["teachers"], ctx["index_path"],
-        ctx["index_sha256"], PreprocessSpec.model_validate(ctx["spec"]), ctx["out_root"], parent=ctx["sweep_id"],
-        tags={"ferflow.sweep": ctx["sweep_id"]}, on_metrics=_report_epoch,
+        TrainConfig.model_validate(ctx["train_cfg"]),
+        dcfg,
+        config["seed"],
+        ctx["teachers"],
+        ctx["index_path"],
+        ctx["index_sha256"],
+        PreprocessSpec.model_validate(ctx["spec"]),
+        ctx["out_root"],
+        parent=ctx["sweep_id"],
+        tags={"ferflow.sweep": ctx["sweep_id"]},
+        on_metrics=_report_epoch,
     )
     test = res.get("test_metrics", {})
-    tune.report({"macro_f1": res["val_metrics"]["macro_f1"], "test_macro_f1": test.get("macro_f1", float("nan")),
-                 "kind": res["kind"], "mlflow_run_id": res["mlflow_run_id"], "done": True})
+    tune.report(
+        {
+            "macro_f1": res["val_metrics"]["macro_f1"],
+            "test_macro_f1": test.get("macro_f1", float("nan")),
+            "kind": res["kind"],
+            "mlflow_run_id": res["mlflow_run_id"],
+            "done": True,
+        }
+    )
 
 
 def compare_seeds(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> dict[str, Any]:
     """Paired bootstrap CI over seeds and paired permutation test of mean(A - B), with the verdict line."""
     ci = seed_bootstrap_ci(a, b)
     test = paired_permutation_test(a, b)
-    return {"diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "p_value": test.p_value,
-            "verdict": verdict(name_a, name_b, ci, test)}
+    return {
+        "diff": ci.estimate,
+        "ci_low": ci.low,
+        "ci_high": ci.high,
+        "p_value": test.p_value,
+        "verdict": verdict(name_a, name_b, ci, test),
+    }
 
 
 def aggregate_sweep(rows: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -172,23 +204,41 @@ def distill_sweep_task(
     """Ray Tune over variants x seeds (ASHA, retries), aggregated with statistics into Prefect and MLflow tables."""
     base = with_ensemble(base, ensemble)
     with ferflow_run("distill_sweep", dataset_sha256=index_sha256, run_name="distill_sweep") as (sweep_id, sink):
-        ctx = {"train_cfg": train_cfg.model_dump(), "teachers": teachers, "index_path": index_path,
-               "index_sha256": index_sha256, "spec": spec.model_dump(), "out_root": out_root, "sweep_id": sweep_id}
+        ctx = {
+            "train_cfg": train_cfg.model_dump(),
+            "teachers": teachers,
+            "index_path": index_path,
+            "index_sha256": index_sha256,
+            "spec": spec.model_dump(),
+            "out_root": out_root,
+            "sweep_id": sweep_id,
+        }
         results = run_sweep(
             tune.with_parameters(_sweep_trial, ctx=ctx),
             {"variant": tune.grid_search(sweep_variants(base, sweep)), "seed": tune.grid_search(list(sweep.seeds))},
-            name=f"distill_sweep_{sweep_id[:8]}", metric="macro_f1", resources=dict(sweep.resources),
+            name=f"distill_sweep_{sweep_id[:8]}",
+            metric="macro_f1",
+            resources=dict(sweep.resources),
             max_failures=sweep.max_failures,
             scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=sweep.asha_grace_epochs),
         )
-        rows = pd.DataFrame([
-            {"kind": r["metrics"].get("kind"), "seed": r["config"]["seed"], "macro_f1": r["metrics"].get("macro_f1"),
-             "mlflow_run_id": r["metrics"].get("mlflow_run_id")}
-            for r in results
-        ])
+        rows = pd.DataFrame(
+            [
+                {
+                    "kind": r["metrics"].get("kind"),
+                    "seed": r["config"]["seed"],
+                    "macro_f1": r["metrics"].get("macro_f1"),
+                    "mlflow_run_id": r["metrics"].get("mlflow_run_id"),
+                }
+                for r in results
+            ]
+        )
         table = aggregate_sweep(rows.dropna(subset=["kind"]), sweep.baseline)
         sink.log_text(table.to_markdown(index=False), "sweep_aggregate.md")
         sink.log_text(rows.to_csv(index=False), "sweep_trials.csv")
-    create_table_artifact(key="distill-sweep", table=table.round(4).to_dict("records"),
-                          description="Distillation sweep: per configuration across seeds, vs the baseline")
+    create_table_artifact(
+        key="distill-sweep",
+        table=table.round(4).to_dict("records"),
+        description="Distillation sweep: per configuration across seeds, vs the baseline",
+    )
     return {"table": table.to_dict("records"), "trials": rows.to_dict("records"), "mlflow_run_id": sweep_id}

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import ray
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from ray import tune
@@ -15,6 +14,7 @@ from ray import tune
 from fer_core.ensemble.grid import evaluate_grid, ratio_grid, simplex_grid
 from fer_core.io import atomic_path
 from tasks._mlflow import ferflow_run
+from tasks._ray import ensure_ray
 from tasks._tune import run_sweep
 
 METRICS = ("accuracy", "macro_f1", "minority_f1", "ece", "nll", "brier")
@@ -25,9 +25,8 @@ def weight_grid(k: int, step: float) -> np.ndarray:
     return ratio_grid(step) if k == 2 else simplex_grid(k, step)
 
 
-def _evaluate_block(config: dict[str, Any], data_ref: Any = None) -> None:
+def _evaluate_block(config: dict[str, Any], data: dict[str, Any]) -> None:
     """Tune trial: every seed's teacher logits against this trial's block of weight vectors and all temperatures."""
-    data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
     weights = np.asarray(config["weights"], dtype=np.float64)
     frames = []
     for seed, (logits, y) in data["seeds"].items():
@@ -35,9 +34,7 @@ def _evaluate_block(config: dict[str, Any], data_ref: Any = None) -> None:
         df["seed"] = seed
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
-    wcols = [c for c in table.columns if c.startswith("w_")]
-    agg = table.groupby([*wcols, "temperature"], as_index=False)[list(METRICS)].mean()
-    best = agg.sort_values(["macro_f1", "ece"], ascending=[False, True]).iloc[0]
+    best = aggregate(table).iloc[0]
     tune.report({"macro_f1": float(best["macro_f1"]), "ece": float(best["ece"]), "rows": table.to_dict("records")})
 
 
@@ -55,14 +52,9 @@ def sweep_table(
     k = next(iter(seeds.values()))[0].shape[0]
     grid = weight_grid(k, step)
     parts = [b.tolist() for b in np.array_split(grid, min(blocks, len(grid))) if len(b)]
-    data_ref = ray.put({"seeds": seeds, "temperatures": list(temperatures)}) if ray.is_initialized() else None
-    if data_ref is None:
-        from tasks._ray import ensure_ray
-
-        ensure_ray()
-        data_ref = ray.put({"seeds": seeds, "temperatures": list(temperatures)})
+    ensure_ray()  # with_parameters puts the logits in the object store once; trials read them from there
     results = run_sweep(
-        tune.with_parameters(_evaluate_block, data_ref=data_ref),
+        tune.with_parameters(_evaluate_block, data={"seeds": seeds, "temperatures": list(temperatures)}),
         {"weights": tune.grid_search(parts)},
         name="tune_ensemble",
         metric="macro_f1",

@@ -20,8 +20,9 @@ from tasks.distill import teacher_criterion_factory, with_ensemble
 from tasks.teachers import run_dir
 
 
-@task(name="nested_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1,
-      tags=["training", "gpu"])
+@task(
+    name="nested_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, tags=["training", "gpu"]
+)
 def nested_student(
     train_cfg: TrainConfig,
     dcfg: DistillConfig,
@@ -37,18 +38,33 @@ def nested_student(
     """One Nested Learning student (KD/DKD criterion from the distillation config) with its smoke gates."""
     ncfg = (ncfg or NestedConfig()).model_copy(update={"seed": seed})
     dcfg = with_ensemble(dcfg, ensemble)
-    key = {"n": ncfg.model_dump(mode="json"), "d": dcfg.model_dump(mode="json"), "m": train_cfg.model.model_dump(),
-           "index": index_sha256}
+    key = {
+        "n": ncfg.model_dump(mode="json"),
+        "d": dcfg.model_dump(mode="json"),
+        "m": train_cfg.model.model_dump(),
+        "index": index_sha256,
+    }
     out = run_dir(out_root, "nested", f"nested-s{seed}", key)
     train_ds = dataset(index_path, index_sha256, "train", spec)
     val_ds = dataset(index_path, index_sha256, "val", spec)
     criterion = teacher_criterion_factory(dcfg, teachers)(train_ds)
-    with ferflow_run("nested_learning", seed=seed, dataset_sha256=index_sha256, config_hash=sha256_json(key)[:16],
-                     run_name=f"nested-s{seed}") as (run_id, sink):
+    with ferflow_run(
+        "nested_learning",
+        seed=seed,
+        dataset_sha256=index_sha256,
+        config_hash=sha256_json(key)[:16],
+        run_name=f"nested-s{seed}",
+    ) as (run_id, sink):
         sink.log_params({**environment_params(), **{f"nested.{k}": v for k, v in ncfg.model_dump().items()}})
         res = train_nested(ncfg, create_model(train_cfg.model), train_ds, val_ds, criterion, out, sink)
         sink.log_metrics({f"final/{k}": float(v) for k, v in res.final_metrics.items()})
         sink.log_metrics({"peak_memory_mb": float(res.peak_memory_mb), "meta_steps": float(res.meta_steps)})
         sink.log_artifact(res.checkpoint_path, "checkpoint")
-    return {"name": f"nested-s{seed}", "seed": seed, "checkpoint": str(res.checkpoint_path), "mlflow_run_id": run_id,
-            "val_metrics": dict(res.final_metrics), "peak_memory_mb": res.peak_memory_mb}
+    return {
+        "name": f"nested-s{seed}",
+        "seed": seed,
+        "checkpoint": str(res.checkpoint_path),
+        "mlflow_run_id": run_id,
+        "val_metrics": dict(res.final_metrics),
+        "peak_memory_mb": res.peak_memory_mb,
+    }

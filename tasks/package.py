@@ -47,8 +47,9 @@ def select_candidate(min_macro_f1: float, max_ece: float, dataset_sha256: str) -
     f1, ece = runs.get("metrics.final/macro_f1"), runs.get("metrics.after/ece_15")
     ok = runs[(f1 >= min_macro_f1) & (ece <= max_ece)] if f1 is not None and ece is not None else runs.iloc[0:0]
     if ok.empty:
-        shown = runs.head(5)[["run_id", "tags.mlflow.runName"]].assign(macro_f1=f1.head(5), ece_after=ece.head(5)
-                                                                       if ece is not None else np.nan)
+        shown = runs.head(5)[["run_id", "tags.mlflow.runName"]].assign(
+            macro_f1=f1.head(5), ece_after=ece.head(5) if ece is not None else np.nan
+        )
         raise GateFailedError(
             f"no student passes the gates (macro-F1 >= {min_macro_f1}, calibrated ECE <= {max_ece}); best runs:\n"
             f"{shown.to_string(index=False)}"
@@ -91,8 +92,12 @@ def build_bundle(run: Any, spec: PreprocessSpec, index_path: str, index_sha256: 
         from fer_core.export.session import make_session
 
         q = quantize_int8(onnx_path, x.numpy(), tmp / "model.int8.onnx")
-        f1 = {p.name: classification_metrics(y.numpy(), make_session(p).run(None, {spec.input_name: x.numpy()})[0]
-                                             .argmax(1))["macro_f1"] for p in (onnx_path, q)}
+        f1 = {
+            p.name: classification_metrics(
+                y.numpy(), make_session(p).run(None, {spec.input_name: x.numpy()})[0].argmax(1)
+            )["macro_f1"]
+            for p in (onnx_path, q)
+        }
         keep = keep_int8_if(f1[onnx_path.name], f1[q.name])
         quant = {"int8": "kept" if keep else "rejected", **{f"macro_f1_{k}": v for k, v in f1.items()}}
         onnx_path = q if keep else onnx_path
@@ -101,9 +106,16 @@ def build_bundle(run: Any, spec: PreprocessSpec, index_path: str, index_sha256: 
     card = render_model_card(
         cfg.model_name,
         {"index_sha256": index_sha256, "counts": rows.groupby(["split", "label"]).size().to_dict()},
-        metrics, json.loads(calib.read_text()), spec,
-        lineage={"mlflow_run": run_id, "checkpoint_sha256": sha256_file(ckpt), "model": meta.model_name,
-                 "parity_max_abs_diff": parity.max_abs_diff, **quant},
+        metrics,
+        json.loads(calib.read_text()),
+        spec,
+        lineage={
+            "mlflow_run": run_id,
+            "checkpoint_sha256": sha256_file(ckpt),
+            "model": meta.model_name,
+            "parity_max_abs_diff": parity.max_abs_diff,
+            **quant,
+        },
     )
     bundle = write_bundle(out, onnx_path, calib, spec, card, overwrite=True)
     verify_bundle(bundle)
@@ -123,8 +135,13 @@ def package_student(
     bundle_dir = Path(out_root) / "bundles" / run_id
     if existing is not None and (bundle_dir / "manifest.json").exists():
         verify_bundle(bundle_dir)
-        return {"bundle": str(bundle_dir), "version": existing.version, "registered": False,
-                "aliases": list(existing.aliases), "candidate_run": run_id}
+        return {
+            "bundle": str(bundle_dir),
+            "version": existing.version,
+            "registered": False,
+            "aliases": list(existing.aliases),
+            "candidate_run": run_id,
+        }
     info = build_bundle(run, spec, index_path, index_sha256, cfg, bundle_dir)
     f1 = float(run["metrics.final/macro_f1"])
     ece = float(run["metrics.after/ece_15"])
@@ -135,9 +152,11 @@ def package_student(
             import onnx
 
             model_info = mlflow.onnx.log_model(onnx.load(str(Path(info["bundle"]) / "model.onnx")), name="model")
-    version = mlflow.register_model(model_info.model_uri, cfg.model_name,
-                                    tags={SOURCE_TAG: run_id, "macro_f1": f"{f1:.6f}", "ece": f"{ece:.6f}",
-                                          "bundle_uri": f"runs:/{pkg_id}/bundle"})
+    version = mlflow.register_model(
+        model_info.model_uri,
+        cfg.model_name,
+        tags={SOURCE_TAG: run_id, "macro_f1": f"{f1:.6f}", "ece": f"{ece:.6f}", "bundle_uri": f"runs:/{pkg_id}/bundle"},
+    )
     champion = _champion_f1(client, cfg.model_name)
     alias = "champion" if champion is None or f1 > champion else "challenger"
     client.set_registered_model_alias(cfg.model_name, alias, version.version)
@@ -147,5 +166,11 @@ def package_student(
         f"{champion}), calibrated ECE {ece:.4f}, ONNX parity max |dlogit| {info['parity_max_abs_diff']:.2e} on "
         f"{info['parity_n']} test samples, INT8: {info['int8']}\n\nBundle: `{info['bundle']}`",
     )
-    return {**info, "version": version.version, "alias": alias, "registered": True, "candidate_run": run_id,
-            "package_run": pkg_id}
+    return {
+        **info,
+        "version": version.version,
+        "alias": alias,
+        "registered": True,
+        "candidate_run": run_id,
+        "package_run": pkg_id,
+    }

@@ -18,9 +18,10 @@ def champion_seed_scores(model_name: str) -> np.ndarray | None:
     except mlflow.exceptions.MlflowException:
         return None
     source = client.get_run(version.tags["ferflow.source_run"])
+    loss = source.data.tags.get("ferflow.loss", "")
     runs = mlflow.search_runs(
         experiment_names=[EXPERIMENT],
-        filter_string=f"tags.`ferflow.stage` = 'distill' and tags.`ferflow.loss` = '{source.data.tags.get('ferflow.loss', '')}'",
+        filter_string=f"tags.`ferflow.stage` = 'distill' and tags.`ferflow.loss` = '{loss}'",
         output_format="pandas",
     )
     # The seed is part of each run's config hash, so the recipe (loss tag) identifies the champion's seed family.

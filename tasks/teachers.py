@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from fer_core.calibrate.plots import confusion_plot
+from fer_core.errors import ConfigError
 from fer_core.evaluate.metrics import confusion
 from fer_core.io import sha256_file, sha256_json
 from fer_core.logits.store import write_logits
@@ -19,7 +21,7 @@ from fer_core.train.config import TrainConfig
 from fer_core.train.engine import train
 from fer_core.train.predict import predict_logits
 from tasks._data import dataset, load_index
-from tasks._mlflow import TeeSink, environment_params, ferflow_run, log_model_checkpoint
+from tasks._mlflow import TeeSink, environment_params, ferflow_run, log_index_input, log_model_checkpoint
 
 
 def run_dir(root: str, stage: str, name: str, key: Any) -> Path:
@@ -51,13 +53,18 @@ def train_and_export(
     criterion = criterion_factory(train_ds) if criterion_factory else None
     config_hash = sha256_json(key)[:16]
     with ferflow_run(
-        stage, seed=cfg.seed, dataset_sha256=index_sha256, config_hash=config_hash, parent=parent,
-        run_name=name, extra_tags=extra_tags,
+        stage,
+        seed=cfg.seed,
+        dataset_sha256=index_sha256,
+        config_hash=config_hash,
+        parent=parent,
+        run_name=name,
+        extra_tags=extra_tags,
     ) as (run_id, sink):
         if on_metrics is not None:
             sink = TeeSink(sink, on_metrics)
         sink.log_params({**environment_params(), "name": name, **_flat(cfg.model_dump(mode="json"))})
-        _log_dataset_input(run_id, index_path, index_sha256)
+        log_index_input(run_id, load_index(index_path, index_sha256), index_path, index_sha256)
         result = train(cfg, train_ds, val_ds, out, sink=sink, criterion=criterion, dataset_sha256=index_sha256)
         logits_path, ids, logits, labels = _export_logits(result, index_path, index_sha256, spec, out)
         val_mask = np.isin(ids, val_ds.sample_ids)
@@ -91,16 +98,6 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _log_dataset_input(run_id: str, index_path: str, index_sha256: str) -> None:
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    df = load_index(index_path, index_sha256)
-    ds = mlflow.data.from_pandas(df[["sample_id", "label", "split"]], source=index_path, name="fer-index",
-                                 digest=index_sha256[:16])
-    MlflowClient().log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(ds._to_mlflow_entity())])
-
-
 def _export_logits(result: Any, index_path: str, index_sha256: str, spec: PreprocessSpec, out: Path):
     """Logits of the LAST-epoch model for every split's rows, keyed by sample_id."""
     from fer_core.models.checkpoint import load_checkpoint
@@ -120,11 +117,24 @@ def _export_logits(result: Any, index_path: str, index_sha256: str, spec: Prepro
     return path, np.asarray(ids), logits, np.concatenate(labels)
 
 
-@task(name="train_teacher", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1,
-      tags=["training", "gpu"])
+@task(name="train_teacher", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, tags=["training", "gpu"])
 def train_teacher(
     name: str, cfg: TrainConfig, seed: int, index_path: str, index_sha256: str, spec: PreprocessSpec, out_root: str
 ) -> dict[str, Any]:
     """Train one teacher for one seed; a retry resumes from the run folder's last checkpoint."""
     cfg = cfg.model_copy(update={"seed": seed})
-    return train_and_export("train_teacher", f"{name}-s{seed}", cfg, index_path, index_sha256, spec, out_root)
+    res = train_and_export("train_teacher", f"{name}-s{seed}", cfg, index_path, index_sha256, spec, out_root)
+    return {**res, "teacher": name}
+
+
+def teachers_of_seed(teachers: list[dict[str, Any]], names: Sequence[str], seed: int) -> list[dict[str, Any]]:
+    """The runs of ``names`` (in that order) trained with ``seed``.
+
+    Raises:
+        ConfigError: a named teacher has no run for that seed (the message lists what exists).
+    """
+    by_name = {t["teacher"]: t for t in teachers if t["seed"] == seed}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ConfigError(f"no teacher run for {missing} with seed {seed}; runs: {[t['name'] for t in teachers]}")
+    return [by_name[n] for n in names]

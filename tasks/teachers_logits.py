@@ -9,6 +9,7 @@ import numpy as np
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.taxonomy import CLASS_TO_INDEX
 from tasks._data import load_index
+from tasks.teachers import teachers_of_seed
 
 
 def validation_logits_by_seed(
@@ -21,6 +22,6 @@ def validation_logits_by_seed(
     y = val["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for seed in sorted({t["seed"] for t in teachers}):
-        by_name = {t["name"].rsplit("-s", 1)[0]: t for t in teachers if t["seed"] == seed}
-        out[seed] = (stack_aligned([read_logits(by_name[n]["logits"]) for n in names], ids, allow_extra=True), y)
+        runs = teachers_of_seed(teachers, names, seed)
+        out[seed] = (stack_aligned([read_logits(t["logits"]) for t in runs], ids, allow_extra=True), y)
     return out

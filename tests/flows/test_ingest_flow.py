@@ -1,4 +1,4 @@
-"""The ingest flow on real Prefect: rendered synthetic faces in, index + manifest + report out; bad input writes nothing."""
+"""The ingest flow on real Prefect: synthetic faces in, index + manifest + report out; bad input writes nothing."""
 
 from pathlib import Path
 
@@ -21,8 +21,9 @@ def synth(tmp_path_factory) -> Path:
 def test_ingest_flow_writes_index_manifest_report(prefect_harness, synth, tmp_path):
     from flows.ingest import ingest_flow
 
-    cfg = IngestConfig(sources=[SourceSpec(kind="folder", path=synth)], out_dir=tmp_path / "out",
-                       fractions=(0.6, 0.2, 0.2))
+    cfg = IngestConfig(
+        sources=[SourceSpec(kind="folder", path=synth)], out_dir=tmp_path / "out", fractions=(0.6, 0.2, 0.2)
+    )
     out = ingest_flow(cfg)
     index = read_index(out["index_path"])  # verifies the manifest
     assert len(index) == 56
@@ -37,9 +38,10 @@ def test_failed_gate_writes_nothing(prefect_harness, synth, tmp_path):
     bad = tmp_path / "bad"
     (bad / "happy").mkdir(parents=True)
     (bad / "happy" / "broken.jpg").write_bytes(b"not an image at all")
-    cfg = IngestConfig(sources=[SourceSpec(kind="folder", path=synth), SourceSpec(kind="folder", path=bad,
-                                                                                   name="bad")],
-                       out_dir=tmp_path / "out")
+    cfg = IngestConfig(
+        sources=[SourceSpec(kind="folder", path=synth), SourceSpec(kind="folder", path=bad, name="bad")],
+        out_dir=tmp_path / "out",
+    )
     with pytest.raises(GateFailedError, match="broken.jpg"):
         ingest_flow(cfg)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
