@@ -10,7 +10,6 @@ from flows._common import out_root
 from flows.config import PipelineConfig, resolve
 from flows.teachers import train_teachers_flow
 from tasks.ensemble import tune_ensemble_task
-from tasks.teachers_logits import validation_logits_by_seed
 
 
 @flow(name="tune_ensemble", log_prints=True)
@@ -19,15 +18,10 @@ def tune_ensemble_flow(config: PipelineConfig | None = None, config_path: str | 
     cfg = resolve(config, config_path)
     up = train_teachers_flow(cfg)
     names = [t.name for t in cfg.teachers.teachers]
-    seeds = validation_logits_by_seed(up["teachers"], names, up["data"]["index_path"], up["data"]["index_sha256"])
+    d = up["data"]
     best = tune_ensemble_task(
-        seeds,
-        names,
-        cfg.ensemble.weight_step,
-        cfg.ensemble.temperatures,
-        cfg.ensemble.trials,
-        out_root(),
-        up["data"]["index_sha256"],
-    )
+        up["teachers"], names, cfg.ensemble.weight_step, cfg.ensemble.temperatures, cfg.ensemble.trials,
+        d["index_path"], d["index_sha256"], out_root(),
+    )  # fmt: skip
     print(f"ensemble: weights {best['weights']} T={best['temperature']} val macro-F1 {best['metrics']['macro_f1']:.3f}")
     return {**up, "ensemble": best}

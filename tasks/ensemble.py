@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
 from ray import tune
 
 from fer_core.ensemble.grid import evaluate_grid, ratio_grid, simplex_grid
 from fer_core.io import atomic_path
+from fer_core.logits.store import read_logits, stack_aligned
+from fer_core.taxonomy import CLASS_TO_INDEX
+from tasks._data import load_index
 from tasks._mlflow import ferflow_run
 from tasks._ray import ensure_ray
 from tasks._tune import run_sweep
+from tasks.teachers import run_dir, teachers_of_seed
 
 METRICS = ("accuracy", "macro_f1", "minority_f1", "ece", "nll", "brier")
 
@@ -74,26 +78,46 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     return agg.sort_values(["macro_f1", "ece"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-@task(name="tune_ensemble")
+def validation_logits_by_seed(
+    teachers: list[dict[str, Any]], names: list[str], index_path: str, index_sha256: str
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{seed: (logits [K, N, C], labels [N])}`` over the validation split, joined by sample_id."""
+    rows = load_index(index_path, index_sha256)
+    val = rows[rows["split"] == "val"]
+    ids = val["sample_id"].tolist()
+    y = val["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for seed in sorted({t["seed"] for t in teachers}):
+        runs = teachers_of_seed(teachers, names, seed)
+        out[seed] = (stack_aligned([read_logits(t["logits"]) for t in runs], ids, allow_extra=True), y)
+    return out
+
+
+@task(name="tune_ensemble", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
 def tune_ensemble_task(
-    seeds: dict[int, tuple[np.ndarray, np.ndarray]],
+    teachers: list[dict[str, Any]],
     teacher_names: list[str],
     step: float,
     temperatures: list[float],
     blocks: int,
-    out_dir: str,
-    dataset_sha256: str,
-    parent: str = "",
+    index_path: str,
+    index_sha256: str,
+    out_root: str,
 ) -> dict[str, Any]:
-    """Sweep, aggregate, log one MLflow parent run with the grid table; return the best config."""
+    """Sweep, aggregate, log one MLflow parent run with the grid table; return the best config.
+
+    Cached by its inputs: the teacher runs (logits paths and SHA-256s), the grid and the index hash.
+    """
+    seeds = validation_logits_by_seed(teachers, teacher_names, index_path, index_sha256)
+    key = {"logits": sorted(t["logits_sha256"] for t in teachers), "step": step, "temps": temperatures}
+    out = run_dir(out_root, "tune_ensemble", "grid", key)
     table = sweep_table(seeds, step, temperatures, blocks)
     agg = aggregate(table)
     best = agg.iloc[0]
     weights = [float(best[f"w_{i}"]) for i in range(len(teacher_names))]
-    out = Path(out_dir)
     with atomic_path(out / "ensemble_grid.csv") as tmp:
         agg.to_csv(tmp, index=False)
-    with ferflow_run("tune_ensemble", dataset_sha256=dataset_sha256, parent=parent, run_name="tune_ensemble") as (
+    with ferflow_run("tune_ensemble", dataset_sha256=index_sha256, run_name="tune_ensemble") as (
         run_id,
         sink,
     ):
