@@ -133,6 +133,11 @@ def sweep_variants(base: DistillConfig, sweep: Any) -> list[dict[str, Any]]:
     return out
 
 
+def variant_kind(variant: dict[str, Any]) -> str:
+    """``ce`` or ``<strategy>-<loss>``: the name a sweep variant's runs and aggregate rows carry."""
+    return "ce" if variant["loss"] == "ce" else f"{variant['dcfg']['strategy']}-{variant['loss']}"
+
+
 def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Tune trial: one (variant, seed) student run, its own MLflow run tagged with the sweep."""
     variant = config["variant"]
@@ -222,19 +227,15 @@ def distill_sweep_task(
             max_failures=sweep.max_failures,
             scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=sweep.asha_grace_epochs),
         )
-        rows = pd.DataFrame(
-            [
-                {
-                    "kind": r["metrics"].get("kind"),
-                    "seed": r["config"]["seed"],
-                    "macro_f1": r["metrics"].get("macro_f1"),
-                    "mlflow_run_id": r["metrics"].get("mlflow_run_id"),
-                }
-                for r in results
-            ]
-        )
-        table = aggregate_sweep(rows.dropna(subset=["kind"]), sweep.baseline)
-        sink.log_text(table.to_markdown(index=False), "sweep_aggregate.md")
+        rows = pd.DataFrame([
+            {"kind": variant_kind(r["config"]["variant"]), "seed": r["config"]["seed"],
+             "macro_f1": r["metrics"].get("macro_f1"), "completed": bool(r["metrics"].get("done")),
+             "mlflow_run_id": r["metrics"].get("mlflow_run_id")}
+            for r in results
+        ])  # fmt: skip
+        # Trials ASHA stopped early have no last-epoch score: they are listed, never averaged.
+        table = aggregate_sweep(rows[rows["completed"]], sweep.baseline)
+        sink.log_text(table.to_csv(index=False), "sweep_aggregate.csv")
         sink.log_text(rows.to_csv(index=False), "sweep_trials.csv")
     create_table_artifact(
         key="distill-sweep",
