@@ -153,6 +153,49 @@ def evaluate(
 
 
 @app.command()
+def realtime(
+    bundle: Annotated[Path, typer.Option(help="student bundle folder", exists=True)],
+    source: Annotated[str, typer.Option(help="webcam index (0, 1, ...), video file or image folder")],
+    out: Annotated[Path, typer.Option(help="folder for frames.csv, events.jsonl and the annotated video")] = Path(
+        "realtime_out"
+    ),
+    detector: Annotated[str, typer.Option(help="haar | yunet | full")] = "haar",
+    yunet_model: Annotated[Path | None, typer.Option(help="YuNet ONNX file (for --detector yunet)")] = None,
+    display: Annotated[str, typer.Option(help="auto | window | video | none")] = "auto",
+    keys_file: Annotated[Path | None, typer.Option(help="scripted key events '<frame> <key>' (headless)")] = None,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads")] = 2,
+    max_frames: Annotated[int | None, typer.Option(help="stop after this many frames")] = None,
+) -> None:
+    """The realtime runner: detection, smoothing, ONNX inference, calibration and the stabiliser."""
+    from fer_core.realtime.detect import DetectorConfig
+    from fer_core.realtime.runner import RunnerConfig, run
+
+    cfg = RunnerConfig(
+        detector=DetectorConfig(kind=detector, model_path=yunet_model),
+        display=display,
+        keys_file=keys_file,
+        threads=threads,
+        max_frames=max_frames,
+    )
+    src: int | str = int(source) if source.isdigit() else source
+    _echo_json(run(bundle, src, cfg, out).model_dump(mode="json"))
+
+
+@app.command("tune-stabilizer")
+def tune_stabilizer_cmd(
+    bundle: Annotated[
+        Path, typer.Option(help="student bundle folder (rewritten with the chosen defaults)", exists=True)
+    ],
+    log: Annotated[list[Path], typer.Option(help="runner log folder or frames.csv with operator labels; repeatable")],
+    min_accuracy: Annotated[float, typer.Option(help="accuracy floor")] = 0.7,
+) -> None:
+    """Ray Tune sweep of the stabiliser over recorded, labelled logs; writes the best into the bundle."""
+    from flows.stabilizer import tune_stabilizer_flow
+
+    _echo_json(tune_stabilizer_flow(str(bundle), [str(x) for x in log], min_accuracy))
+
+
+@app.command()
 def score(
     log: Annotated[Path, typer.Argument(help="runner per-frame CSV (events log beside it)", exists=True)],
 ) -> None:
@@ -172,7 +215,7 @@ def stack_up_cmd(
     from ferflow.stack import stack_up
     from tasks.settings import Settings
 
-    _echo_json(stack_up(Settings.from_env(), artifacts=artifacts))
+    _echo_json(stack_up(Settings.from_env(), artifacts=artifacts).model_dump(mode="json"))
 
 
 @stack_app.command("down")
@@ -190,4 +233,4 @@ def stack_status_cmd() -> None:
     from ferflow.stack import stack_status
     from tasks.settings import Settings
 
-    _echo_json(stack_status(Settings.from_env()))
+    _echo_json(stack_status(Settings.from_env()).model_dump(mode="json"))

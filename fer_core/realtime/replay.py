@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -50,3 +51,33 @@ def replay_metrics(
         "jitter_per_min": float(np.count_nonzero(out[1:] != out[:-1]) / minutes),
         "unknown_rate": float(np.mean(out[labelled] == UNKNOWN)),
     }
+
+
+def load_replay_log(csv_path: str | Path, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A runner's ``frames.csv`` as replay input: the largest face per frame.
+
+    Returns:
+        ``probs [T, K]`` (the logged calibrated probabilities), ``times [T]`` seconds, ``true_labels [T]`` class indices
+        with ``-1`` for frames without an operator label or without a face.
+
+    Raises:
+        DataIntegrityError: the file is missing, lacks probability columns for ``classes``, or has no face rows.
+    """
+    import pandas as pd
+
+    p = Path(csv_path)
+    if not p.is_file():
+        raise DataIntegrityError(f"frame log {p} does not exist")
+    df = pd.read_csv(p)
+    cols = [f"p_{c}" for c in classes]
+    missing = [c for c in [*cols, "timestamp_s", "frame", "w", "h", "true_label"] if c not in df.columns]
+    if missing:
+        raise DataIntegrityError(f"{p}: missing columns {missing}; is it a ferflow runner log?")
+    df = df.dropna(subset=cols)
+    if df.empty:
+        raise DataIntegrityError(f"{p}: no frame with a face to replay")
+    df = df.assign(area=df["w"] * df["h"]).sort_values(["frame", "area"], ascending=[True, False])
+    df = df.drop_duplicates("frame")
+    index = {c: i for i, c in enumerate(classes)}
+    labels = df["true_label"].map(index).fillna(-1).to_numpy(np.int64)
+    return df[cols].to_numpy(np.float64), df["timestamp_s"].to_numpy(np.float64), labels
