@@ -380,7 +380,7 @@ def _finish(name, settings, env, rec, state, timeout_s, say) -> None:
     say(f"{name}: healthy in {entry['startup_s']} s ({detail}), pid {rec.pid}, log {entry['log']}")
 
 
-def stack_down(settings: Settings, grace_s: float = 15.0) -> list[str]:
+def stack_down(settings: Settings, grace_s: float = 15.0, components: Sequence[str] = COMPONENTS) -> list[str]:
     """Stop exactly what `stack_up` recorded (worker first, Ray last); idempotent.
 
     Each component's whole session gets SIGTERM, then SIGKILL after ``grace_s`` for any straggler; a record from
@@ -389,22 +389,30 @@ def stack_down(settings: Settings, grace_s: float = 15.0) -> list[str]:
     Args:
         settings: the stack's home.
         grace_s: seconds to wait after SIGTERM before SIGKILL.
+        components: the subset to stop (default all); ``stack_up`` with the same subset restarts them.
 
     Returns:
         Names of the components that still had live processes and were stopped.
+
+    Raises:
+        ConfigError: an unknown component name.
     """
+    unknown = sorted(set(components) - set(COMPONENTS))
+    if unknown:
+        raise ConfigError(f"unknown stack component(s) {unknown}; choose from {list(COMPONENTS)}")
     state = _load_state(settings)
     stopped = []
     for name in ("worker", "prefect", "mlflow", "ray"):
         entry = state["components"].get(name)
-        if entry is None:
+        if entry is None or name not in components:
             continue
         if procs.stop_session(_record(entry), grace_s=grace_s):
             stopped.append(name)
         del state["components"][name]
         (stack_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
         _save_state(settings, state)
-    shutil.rmtree(_ray_temp_dir(settings), ignore_errors=True)
+    if "ray" in components:
+        shutil.rmtree(_ray_temp_dir(settings), ignore_errors=True)
     return stopped
 
 
