@@ -11,35 +11,21 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from ray import tune
 
-from fer_core.ensemble.grid import evaluate_grid, ratio_grid, simplex_grid
+from fer_core.ensemble.grid import ratio_grid, simplex_grid
 from fer_core.io import atomic_path
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.taxonomy import CLASS_TO_INDEX
 from tasks._data import load_index
+from tasks._ensemble_trial import METRICS, aggregate, evaluate_block
 from tasks._mlflow import ferflow_run
 from tasks._ray import ensure_ray
 from tasks._tune import run_sweep
 from tasks.teachers import run_dir, teachers_of_seed
 
-METRICS = ("accuracy", "macro_f1", "minority_f1", "ece", "nll", "brier")
-
 
 def weight_grid(k: int, step: float) -> np.ndarray:
     """Ratios for two teachers, the simplex for more."""
     return ratio_grid(step) if k == 2 else simplex_grid(k, step)
-
-
-def _evaluate_block(config: dict[str, Any], data: dict[str, Any]) -> None:
-    """Tune trial: every seed's teacher logits against this trial's block of weight vectors and all temperatures."""
-    weights = np.asarray(config["weights"], dtype=np.float64)
-    frames = []
-    for seed, (logits, y) in data["seeds"].items():
-        df = evaluate_grid(logits, y, weights, data["temperatures"])
-        df["seed"] = seed
-        frames.append(df)
-    table = pd.concat(frames, ignore_index=True)
-    best = aggregate(table).iloc[0]
-    tune.report({"macro_f1": float(best["macro_f1"]), "ece": float(best["ece"]), "rows": table.to_dict("records")})
 
 
 def sweep_table(
@@ -58,24 +44,13 @@ def sweep_table(
     parts = [b.tolist() for b in np.array_split(grid, min(blocks, len(grid))) if len(b)]
     ensure_ray()  # with_parameters puts the logits in the object store once; trials read them from there
     results = run_sweep(
-        tune.with_parameters(_evaluate_block, data={"seeds": seeds, "temperatures": list(temperatures)}),
+        tune.with_parameters(evaluate_block, data={"seeds": seeds, "temperatures": list(temperatures)}),
         {"weights": tune.grid_search(parts)},
         name="tune_ensemble",
         metric="macro_f1",
         resources={"cpu": 1},
     )
     return pd.DataFrame([row for r in results for row in r["metrics"]["rows"]])
-
-
-def aggregate(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (weights, T), best first (macro-F1, then ECE as tie-break)."""
-    wcols = [c for c in table.columns if c.startswith("w_")]
-    g = table.groupby([*wcols, "temperature"], as_index=False)
-    agg = g[list(METRICS)].mean()
-    std = g["macro_f1"].std(ddof=1).rename(columns={"macro_f1": "macro_f1_std"})
-    agg = agg.merge(std, on=[*wcols, "temperature"])
-    agg["n_seeds"] = g.size()["size"].to_numpy()
-    return agg.sort_values(["macro_f1", "ece"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def validation_logits_by_seed(

@@ -3,7 +3,8 @@
 import numpy as np
 
 from fer_core.ensemble.grid import evaluate_grid
-from tasks.ensemble import aggregate, sweep_table, weight_grid
+from tasks._ensemble_trial import aggregate
+from tasks.ensemble import sweep_table, weight_grid
 
 
 def _teacher_logits(rng, y, noise):
