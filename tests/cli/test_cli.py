@@ -1,0 +1,29 @@
+"""The command line: typer commands run in-process (CliRunner) on real files."""
+
+import json
+
+from typer.testing import CliRunner
+
+from ferflow.cli import app
+
+runner = CliRunner()
+
+
+def test_data_synth_is_deterministic(tmp_path):
+    a = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "a"), "--per-class", "3", "--seed", "5"])
+    b = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "b"), "--per-class", "3", "--seed", "5"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.output) == {c: 3 for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")}
+    for f in (tmp_path / "a").rglob("*.png"):
+        assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
+
+
+def test_ingest_needs_a_source_or_a_config(tmp_path):
+    out = runner.invoke(app, ["ingest", "--out", str(tmp_path)])
+    assert out.exit_code != 0
+    assert "--source KIND:PATH" in str(out.exception)
+
+
+def test_bad_source_spec_is_refused(tmp_path):
+    out = runner.invoke(app, ["ingest", "--source", "folder-without-colon", "--out", str(tmp_path)])
+    assert out.exit_code != 0 and "KIND:PATH" in str(out.exception)
