@@ -14,6 +14,7 @@ from fer_core.data import ingest as ing
 from fer_core.data.adapters import SourceSpec, collect_source
 from fer_core.data.index import manifest_path, read_index, revalidate_index
 from fer_core.io import atomic_write_json, read_json, sha256_file, sha256_json
+from tasks._progress import progress_bar
 
 
 @task(name="render_synthetic", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
@@ -32,8 +33,9 @@ def collect_source_task(spec: SourceSpec) -> pd.DataFrame:
 
 @task(name="validate_records")
 def validate_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> pd.DataFrame:
-    """Path checks, full decode, SHA-256, dHash, quality flags (warm cache reused)."""
-    return ing.validate_step(records, cfg)
+    """Path checks, full decode, SHA-256, dHash, quality flags (warm cache reused), with a progress bar."""
+    with progress_bar("ingest") as progress:
+        return ing.validate_step(records, cfg, progress)
 
 
 @task(name="quality_gate")
