@@ -81,7 +81,7 @@ class Profile:
 
 
 PROFILES = {
-    ("synth", False): Profile(per_class=200, teacher_epochs=12, student_epochs=6),
+    ("synth", False): Profile(per_class=200, teacher_epochs=30, student_epochs=20, lr=0.005),  # converges (demo)
     ("synth", True): Profile(per_class=100, teacher_epochs=10, student_epochs=5),
     ("fer2013", False): Profile(subset=(3000, 600, 1000), teacher_epochs=8, student_epochs=4),
     ("fer2013", True): Profile(subset=(1000, 300, 500), teacher_epochs=5, student_epochs=3),
