@@ -96,6 +96,9 @@ class PipelineConfig(FrozenModel):
     """The whole pipeline: data → teachers → ensemble → student → calibration → package → realtime demo."""
 
     name: str = "demo"
+    publish_uri: str | None = Field(
+        None, description="folder or s3://bucket/prefix where the index and the packaged bundles are published"
+    )
     data: DataSection
     teachers: TeachersSection
     ensemble: EnsembleSection = EnsembleSection()

@@ -20,6 +20,7 @@ from tasks.data import (
     validate_task,
     write_task,
 )
+from tasks.publish import publish_index
 from tasks.settings import Settings
 
 
@@ -68,7 +69,8 @@ def ingest_stage(cfg: PipelineConfig) -> dict[str, Any]:
         s = cfg.data.synth
         render_synthetic(str(synth_dir(cfg)), s.per_class, s.size, s.seed)
     ing = effective_ingest(cfg)
-    return existing_index(ing) or ingest_flow(ing)
+    data = existing_index(ing) or ingest_flow(ing)
+    return publish_index(data, cfg.publish_uri) if cfg.publish_uri else data
 
 
 @flow(name="ingest_pipeline", log_prints=True)

@@ -10,6 +10,7 @@ from flows._common import out_root
 from flows.calibrate import calibrate_flow
 from flows.config import PipelineConfig, resolve
 from tasks.package import package_student
+from tasks.publish import publish_bundle
 
 
 @flow(name="package", log_prints=True)
@@ -19,5 +20,7 @@ def package_flow(config: PipelineConfig | None = None, config_path: str | None =
     up = calibrate_flow(cfg)
     d = up["data"]
     pkg = package_student(cfg.data.preprocess, d["index_path"], d["index_sha256"], cfg.package, out_root())
+    if cfg.publish_uri:
+        pkg["published_bundle"] = publish_bundle(pkg["bundle"], cfg.publish_uri)
     print(f"bundle {pkg['bundle']} -> {cfg.package.model_name} v{pkg['version']}")
     return {**up, "package": pkg}
