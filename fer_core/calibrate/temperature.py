@@ -148,7 +148,7 @@ def fit_per_class_temperature(
     z_np = check_logits(logits, y, len(classes))
     if reg < 0 or not global_temperature > 0:
         raise ConfigError(f"need reg >= 0 and global_temperature > 0, got reg={reg}, T={global_temperature}")
-    t = torch.tensor(np.asarray(y, dtype=np.int64))  # a copy: labels may be read-only
+    t = torch.from_numpy(np.array(y, dtype=np.int64))  # a writable copy: labels may be read-only
     present = torch.bincount(t, minlength=len(classes)) > 0
     fallback = tuple(c for c, p in zip(classes, present.tolist(), strict=True) if not p)
     warnings = tuple(f"class {c!r} is absent from the validation set; it keeps the global T" for c in fallback)

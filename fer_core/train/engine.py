@@ -286,7 +286,7 @@ class _Run:
     def _validate(self) -> dict[str, float]:
         logits = predict_logits(self.model, self.val_data, self.cfg.batch_size, str(self.device))
         y = np.asarray(self.val_data.labels, dtype=np.int64)
-        loss = float(F.cross_entropy(torch.from_numpy(logits), torch.tensor(y)))  # copy: labels may be read-only
+        loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y.copy())))  # labels may be read-only
         metrics = classification_metrics(y, logits.argmax(1), self.classes, self.minority)
         return {"val/loss": loss, **{f"val/{k}": v for k, v in metrics.items()}}
 
