@@ -13,26 +13,22 @@ from tasks.distill import distill_student, distill_sweep_task
 from tasks.nested import nested_student
 
 
+def distill_students(cfg: PipelineConfig, up: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+    """One distilled student of the configured recipe per seed (each run cached by its inputs)."""
+    d = up["data"]
+    return [
+        distill_student(cfg.student.train, cfg.student.distill, seed, up["teachers"], up["ensemble"],
+                        d["index_path"], d["index_sha256"], cfg.data.preprocess, out_root())
+        for seed in seeds
+    ]  # fmt: skip
+
+
 @flow(name="distill", log_prints=True)
 def distill_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
     """Distil the student from precomputed teacher logits, one run per configured seed."""
     cfg = resolve(config, config_path)
     up = tune_ensemble_flow(cfg)
-    d = up["data"]
-    students = [
-        distill_student(
-            cfg.student.train,
-            cfg.student.distill,
-            seed,
-            up["teachers"],
-            up["ensemble"],
-            d["index_path"],
-            d["index_sha256"],
-            cfg.data.preprocess,
-            out_root(),
-        )
-        for seed in cfg.student.seeds
-    ]
+    students = distill_students(cfg, up, cfg.student.seeds)
     for s in students:
         print(f"student {s['name']}: val macro-F1 {s['val_metrics']['macro_f1']:.3f} (run {s['mlflow_run_id']})")
     return {**up, "students": students}

@@ -8,12 +8,12 @@ import numpy as np
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows._common import out_root
 from flows.config import PipelineConfig, resolve
+from flows.distill import distill_students
 from flows.ensemble import tune_ensemble_flow
 from tasks._mlflow import ferflow_run
 from tasks.calibrate import calibrate_student
-from tasks.distill import compare_seeds, distill_student
+from tasks.distill import compare_seeds
 from tasks.replicate import champion_seed_scores
 
 
@@ -26,20 +26,7 @@ def replicate_flow(
     up = tune_ensemble_flow(cfg)
     d = up["data"]
     seeds = list(range(1000, 1000 + n_seeds))
-    runs = [
-        distill_student(
-            cfg.student.train,
-            cfg.student.distill,
-            s,
-            up["teachers"],
-            up["ensemble"],
-            d["index_path"],
-            d["index_sha256"],
-            cfg.data.preprocess,
-            out_root(),
-        )
-        for s in seeds
-    ]
+    runs = distill_students(cfg, up, seeds)
     cal = [calibrate_student(r, cfg.calibrate, d["index_path"], d["index_sha256"]) for r in runs]
     ours = np.array([c["after"]["macro_f1"] for c in cal])
     champ = champion_seed_scores(cfg.package.model_name)
