@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -65,9 +65,17 @@ class SweepSection(FrozenModel):
     betas: list[float] = [4.0]
     temperatures: list[float] = [2.0]
     seeds: list[int] = [42, 1337, 2025, 7, 11]
+    variants: list[str] | None = Field(
+        None, description="keep only these kinds of the strategies x losses grid, e.g. ['ce', 'pairwise-dkd']"
+    )
     baseline: str = Field("ce", description="the loss the aggregate is compared against")
-    resources: dict[str, float] = {"cpu": 1}
+    resources: dict[str, float] = Field(
+        {"cpu": 1}, description="per trial; a trial's torch threads follow its cpu share"
+    )
     max_failures: int = 2
+    scheduler: Literal["asha", "fifo"] = Field(
+        "asha", description="asha stops weak trials early; fifo runs every trial to the end (seed studies)"
+    )
     asha_grace_epochs: int = 1
 
 

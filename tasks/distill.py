@@ -15,6 +15,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from fer_core.distill.config import DistillConfig
 from fer_core.distill.criterion import make_distill_criterion
+from fer_core.errors import ConfigError
 from fer_core.evaluate.stats import paired_permutation_test, seed_bootstrap_ci, verdict
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.losses.dkd import DKDConfig
@@ -130,6 +131,14 @@ def sweep_variants(base: DistillConfig, sweep: Any) -> list[dict[str, Any]]:
         for a, b, t in itertools.product(sweep.alphas, sweep.betas if loss == "dkd" else [None], sweep.temperatures):
             lc = DKDConfig(alpha=a, beta=b, T=t, w_ce=1 - a) if loss == "dkd" else KDConfig(alpha=a, T=t)
             out.append({"loss": loss, "dcfg": base.model_copy(update={"strategy": strategy, "loss": lc}).model_dump()})
+    if sweep.variants is not None:
+        unknown = set(sweep.variants) - {variant_kind(v) for v in out}
+        if unknown:
+            raise ConfigError(
+                f"sweep.variants {sorted(unknown)} are not in the strategies x losses grid "
+                f"{sorted({variant_kind(v) for v in out})}"
+            )
+        out = [v for v in out if variant_kind(v) in sweep.variants]
     return out
 
 
@@ -142,8 +151,11 @@ def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Tune trial: one (variant, seed) student run, its own MLflow run tagged with the sweep."""
     variant = config["variant"]
     dcfg = None if variant["loss"] == "ce" else DistillConfig.model_validate(variant["dcfg"])
+    train_cfg = TrainConfig.model_validate(ctx["train_cfg"])
+    if ctx.get("threads"):  # a trial owns its cpu share: more torch threads would oversubscribe the node
+        train_cfg = train_cfg.model_copy(update={"num_threads": ctx["threads"]})
     res = distill_once(
-        TrainConfig.model_validate(ctx["train_cfg"]),
+        train_cfg,
         dcfg,
         config["seed"],
         ctx["teachers"],
@@ -217,6 +229,7 @@ def distill_sweep_task(
             "spec": spec.model_dump(),
             "out_root": out_root,
             "sweep_id": sweep_id,
+            "threads": int(sweep.resources["cpu"]) if sweep.resources.get("cpu", 0) >= 1 else None,
         }
         results = run_sweep(
             tune.with_parameters(_sweep_trial, ctx=ctx),
@@ -225,7 +238,11 @@ def distill_sweep_task(
             metric="macro_f1",
             resources=dict(sweep.resources),
             max_failures=sweep.max_failures,
-            scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=sweep.asha_grace_epochs),
+            scheduler=(
+                ASHAScheduler(time_attr="training_iteration", grace_period=sweep.asha_grace_epochs)
+                if sweep.scheduler == "asha"
+                else None
+            ),
         )
         rows = pd.DataFrame([
             {"kind": variant_kind(r["config"]["variant"]), "seed": r["config"]["seed"],
