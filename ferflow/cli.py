@@ -130,6 +130,18 @@ def pipeline(config: ConfigOpt) -> None:
 
 
 @app.command()
+def report(
+    config: ConfigOpt,
+    out: Annotated[Path | None, typer.Option("--out", help="folder (default $FERFLOW_HOME/reports/<name>)")] = None,
+) -> None:
+    """Write the results report of a profile's finished pipeline (Markdown + PNGs; MLflow and Prefect artifacts)."""
+    from flows.config import load_pipeline_config
+    from flows.report import report_flow
+
+    _echo_json(report_flow(load_pipeline_config(config), out_dir=None if out is None else str(out)))
+
+
+@app.command()
 def demo(
     config: Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")] = Path("configs/demo.yaml"),
 ) -> None:

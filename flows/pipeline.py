@@ -13,6 +13,7 @@ from flows.ensemble import tune_ensemble_flow
 from flows.ingest import ingest_pipeline_flow
 from flows.package import package_flow
 from flows.replicate import replicate_flow
+from flows.report import report_flow
 from flows.teachers import train_teachers_flow
 
 
@@ -37,4 +38,5 @@ STAGE_FLOWS = {
     "package": package_flow,
     "replicate": replicate_flow,
     "pipeline": pipeline_flow,
+    "report": report_flow,
 }

@@ -15,7 +15,7 @@ from fer_core.io import atomic_write_bytes
 from fer_core.taxonomy import FER_CLASSES
 
 
-def _figure(size: tuple[float, float] = (5.0, 4.5)) -> Any:
+def new_figure(size: tuple[float, float] = (5.0, 4.5)) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +24,7 @@ def _figure(size: tuple[float, float] = (5.0, 4.5)) -> Any:
     return Figure(figsize=size, dpi=100)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_png(fig: Any, path: str | Path) -> Path:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
@@ -48,7 +48,7 @@ def reliability_diagram(
         The written path.
     """
     bins = reliability_bins(probs, y, n_bins)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     width = 1.0 / n_bins
     ax.bar(bins.lower, bins.accuracy, width=width, align="edge", edgecolor="black", label="accuracy")
@@ -58,30 +58,30 @@ def reliability_diagram(
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
            title=f"{title} (ECE={ece(probs, y, n_bins):.3f})")  # fmt: skip
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def confidence_histogram(probs: np.ndarray, path: str | Path, n_bins: int = 20, title: str = "Confidence") -> Path:
     """Histogram of top-label confidence ``max p`` (``probs [N, C]``) with its mean marked."""
     conf = np.asarray(probs).max(axis=1)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     ax.hist(conf, bins=n_bins, range=(0, 1), edgecolor="black")
     ax.axvline(float(conf.mean()), color="tab:red", ls="--", label=f"mean {conf.mean():.3f}")
     ax.set(xlabel="confidence", ylabel="samples", title=title)
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def selective_plot(probs: np.ndarray, y: np.ndarray, path: str | Path, title: str = "Selective prediction") -> Path:
     """Risk vs coverage curve (``probs [N, C]``, ``y [N]``) with its AURC."""
     curve = selective_curve(probs, y)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     ax.plot(curve["coverage"], curve["risk"], lw=1.5)
     ax.set(xlim=(0, 1), ylim=(0, None), xlabel="coverage", ylabel="risk (error rate)",
            title=f"{title} (AURC={aurc(probs, y):.3f})")  # fmt: skip
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def confusion_plot(
@@ -91,7 +91,7 @@ def confusion_plot(
     m = np.asarray(cm, dtype=np.float64)
     if normalize:
         m = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
-    fig = _figure((6.0, 5.5))
+    fig = new_figure((6.0, 5.5))
     ax = fig.add_subplot()
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046)
@@ -103,4 +103,4 @@ def confusion_plot(
             ax.text(j, i, f"{m[i, j]:.2f}" if normalize else f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
                     color="white" if m[i, j] > 0.6 * max(m.max(), 1e-12) else "black")  # fmt: skip
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -1,0 +1,330 @@
+"""``ferflow report``: gather a profile's finished runs from MLflow, evaluate their last-epoch logits, write the report.
+
+Everything is read back from what the pipeline recorded: the index (and its ingest report), the MLflow runs tagged
+with the index's SHA-256 (teachers, the ensemble sweep, students, the distillation sweep) with their exported
+``logits.parquet``, and the registered champion's bundle. Nothing is retrained; a missing piece is an error that
+names it.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from fer_core.calibrate.plots import confusion_plot, reliability_diagram
+from fer_core.data.adapters import FOLDER_SPLIT_MAP
+from fer_core.ensemble.fusion import fuse_probs, softmax
+from fer_core.errors import ConfigError
+from fer_core.export.latency import time_calls
+from fer_core.io import atomic_write_json, atomic_write_text, read_json, sha256_file
+from fer_core.logits.store import align_logits, read_logits
+from fer_core.report.plots import family_strip_plot
+from fer_core.report.render import ReportData, Target, render_markdown
+from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_logits, evaluate_probs, family_table
+from fer_core.taxonomy import CLASS_TO_INDEX
+from flows.config import PipelineConfig
+from tasks._data import load_index
+from tasks._mlflow import EXPERIMENT, code_version, configure_tracking, ferflow_run
+from tasks.package import SOURCE_TAG
+from tasks.settings import Settings
+
+#: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
+PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.58}
+
+
+class _Runs:
+    """The FINISHED runs of one index, newest first, and their downloaded logits."""
+
+    def __init__(self, index_sha256: str, tmp: Path):
+        self.client = MlflowClient()
+        self.tmp = tmp
+        self.df = mlflow.search_runs(
+            experiment_names=[EXPERIMENT],
+            filter_string=f"tags.`ferflow.dataset_sha256` = '{index_sha256}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            output_format="pandas",
+        )
+        if self.df.empty:
+            raise ConfigError(f"no finished MLflow runs for index {index_sha256[:12]}: run the pipeline first")
+
+    def latest(self, what: str, **tags: str) -> pd.Series:
+        """The newest run whose tags equal ``tags`` (keys without the ``tags.`` prefix)."""
+        m = np.ones(len(self.df), dtype=bool)
+        for k, v in tags.items():
+            col = f"tags.{k}"
+            m &= (self.df[col] == v).to_numpy() if col in self.df else False
+        hit = self.df[m]
+        if hit.empty:
+            raise ConfigError(f"no finished run for {what} ({tags}) in MLflow: run that stage of the pipeline first")
+        return hit.iloc[0]
+
+    def logits(self, run: pd.Series) -> Path:
+        return Path(self.client.download_artifacts(run["run_id"], "logits.parquet", str(self.tmp / run["run_id"])))
+
+
+def _split_arrays(rows: pd.DataFrame, table: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+    part = rows[rows["split"] == split]
+    z = align_logits(table, part["sample_id"].tolist(), allow_extra=True)
+    return z, part["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
+
+
+def _hinted_test(path: str) -> bool:
+    return any(FOLDER_SPLIT_MAP.get(p.lower()) == "test" for p in Path(path).parts[:-2])
+
+
+def _test_subsets(rows: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Masks over the test rows: the source's own held-out originals vs copies and rows moved in by provenance."""
+    t = rows[rows["split"] == "test"]
+    hinted = t["image_path"].map(_hinted_test).to_numpy()
+    original = (t["origin"] == "original").to_numpy()
+    comp = {
+        "held-out originals": int((hinted & original).sum()),
+        "third-party augmented copies": int((~original).sum()),
+        "moved in from train (provenance groups)": int((~hinted & original).sum()),
+    }
+    return {"publictest_originals": hinted & original}, comp
+
+
+def _student_rows(cfg: PipelineConfig, runs: _Runs) -> tuple[list[tuple[str, int, pd.Series]], str]:
+    """(family, seed, run) of the packaged family (the pipeline's students) and of the sweep's families."""
+    d = cfg.student.distill
+    packaged = f"{d.strategy}-{d.loss.kind}"
+    out = [(packaged, s, runs.latest(f"student {packaged} seed {s}", **{"ferflow.stage": "distill",
+            "ferflow.parent": "", "ferflow.loss": packaged, "mlflow.runName": f"student-{packaged}-s{s}"}))
+           for s in cfg.student.seeds]  # fmt: skip
+    if cfg.student.sweep.enabled:
+        sweep = runs.latest("the distillation sweep", **{"ferflow.stage": "distill_sweep"})
+        trials = runs.df[runs.df.get("tags.ferflow.sweep", pd.Series(dtype=str)) == sweep["run_id"]]
+        for _, r in trials.iterrows():
+            fam, seed = r["tags.ferflow.loss"], int(r["tags.ferflow.seed"])
+            if fam == packaged:
+                continue  # the pipeline's own (calibrated, packageable) runs represent this family
+            if not any(f == fam and s == seed for f, s, _ in out):
+                out.append((fam, seed, r))
+    return out, packaged
+
+
+def _latency(bundle: Path, ckpt_dir: Path, spec_size: tuple[int, int], channels: int) -> dict[str, dict[str, float]]:
+    """Batch-1 latency of the bundle's ONNX model (ONNX Runtime, 1 and 2 threads) vs the torch checkpoint."""
+    import torch
+
+    from fer_core.export.session import make_session
+    from fer_core.models.checkpoint import load_checkpoint
+
+    x = np.random.default_rng(0).standard_normal((1, channels, *spec_size)).astype(np.float32)
+    out = {}
+    model, _ = load_checkpoint(next(ckpt_dir.glob("*.pt")))
+    model.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    xt = torch.from_numpy(x)
+    with torch.inference_mode():
+        out["torch eager"] = time_calls(lambda: model(xt), runs=200, warmup=20)
+    torch.set_num_threads(threads)
+    for n in (1, 2):
+        sess = make_session(bundle / "model.onnx", threads=n)
+        name = sess.get_inputs()[0].name
+        out[f"ONNX Runtime, {n} thread{'s' if n > 1 else ''}"] = time_calls(
+            lambda s=sess, nm=name: s.run(None, {nm: x}), runs=500, warmup=50
+        )
+    return out
+
+
+@task(name="build_report")
+def build_report(cfg: PipelineConfig, out_dir: str | None = None) -> dict[str, Any]:
+    """Evaluate every run of the profile from MLflow and write ``report.md`` + PNGs + ``report.json``.
+
+    Returns:
+        ``report`` (path), ``headline`` (numbers), ``mlflow_run_id``.
+    """
+    configure_tracking()
+    home = Settings.from_env().home
+    ing = cfg.data.ingest
+    idx_dir = ing.out_dir if ing.out_dir.is_absolute() else home / ing.out_dir
+    index_path = idx_dir / ing.index_name
+    if not index_path.exists():
+        raise ConfigError(f"no index at {index_path}: run `ferflow pipeline --config ...` for profile {cfg.name!r}")
+    sha = sha256_file(index_path)
+    rows = load_index(str(index_path), sha)
+    out = Path(out_dir) if out_dir else home / "reports" / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="ferflow-report-"))
+    try:
+        return _build(cfg, rows, str(index_path), sha, idx_dir, out, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, idx_dir: Path, out: Path,
+           tmp: Path) -> dict[str, Any]:  # fmt: skip
+    runs = _Runs(sha, tmp)
+    masks, comp = _test_subsets(rows)
+    images: dict[str, str] = {}
+
+    def png(name: str) -> Path:
+        images[name] = f"{name}.png"
+        return out / f"{name}.png"
+
+    # Teachers (first teacher seed, the one the students distil from) and the tuned ensemble.
+    models: list[tuple[str, str, Evaluation]] = []
+    used: list[pd.Series] = []
+    seed0 = min(cfg.teachers.seeds)
+    tables = {}
+    for t in cfg.teachers.teachers:
+        r = runs.latest(
+            f"teacher {t.name}", **{"ferflow.stage": "train_teacher", "mlflow.runName": f"{t.name}-s{seed0}"}
+        )
+        used.append(r)
+        tables[t.name] = read_logits(runs.logits(r))
+        zv, yv = _split_arrays(rows, tables[t.name], "val")
+        zt, yt = _split_arrays(rows, tables[t.name], "test")
+        ev = evaluate_logits(zv, yv, zt, yt, masks)
+        models.append((f"{t.name} ({t.train.model.name}, {t.train.model.head})", "teacher", ev))
+        confusion_plot(ev.confusion, png(f"confusion_teacher_{t.name}"))
+    ens_run = runs.latest("the ensemble sweep", **{"ferflow.stage": "tune_ensemble"})
+    weights = np.asarray([float(w) for w in ens_run["tags.ferflow.best_weights"].split(",")])
+    temp = float(ens_run["tags.ferflow.best_temperature"])
+    names = [t.name for t in cfg.teachers.teachers]
+    zv = np.stack([_split_arrays(rows, tables[n], "val")[0] for n in names])
+    zt = np.stack([_split_arrays(rows, tables[n], "test")[0] for n in names])
+    ens = evaluate_probs(fuse_probs(zv, weights, temp), yv, fuse_probs(zt, weights, temp), yt, masks)
+    wtxt = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights, strict=True))
+    models.append((f"ensemble ({wtxt}; T = {temp:.2f})", "ensemble", ens))
+    confusion_plot(ens.confusion, png("confusion_ensemble"))
+
+    # Students: every family x seed, last-epoch logits, raw and temperature-scaled.
+    student_runs, packaged = _student_rows(cfg, runs)
+    recs, evals = [], {}
+    for fam, seed, r in student_runs:
+        table = read_logits(runs.logits(r))
+        zsv, ysv = _split_arrays(rows, table, "val")
+        zst, yst = _split_arrays(rows, table, "test")
+        ev = evaluate_logits(zsv, ysv, zst, yst, masks)
+        evals[r["run_id"]] = (ev, zsv, ysv)
+        rec = {"family": fam, "seed": seed, "run_id": r["run_id"], **{m: ev.before[m] for m in HEADLINE}}
+        rec.update({f"{m}_after": ev.after[m] for m in HEADLINE})
+        rec.update({f"po_{m}": ev.subsets.get("publictest_originals", {}).get(m, np.nan) for m in HEADLINE})
+        recs.append(rec)
+        used.append(r)
+    srows = pd.DataFrame(recs)
+    baseline = cfg.student.sweep.baseline if cfg.student.sweep.enabled else packaged
+    fams = family_table(srows, baseline)
+    order = [baseline] + [f for f in dict.fromkeys(srows["family"]) if f != baseline]
+    family_strip_plot(srows, "macro_f1", png("families"), order)
+
+    # The packaged champion: reliability before/after, abstention, latency.
+    client = MlflowClient()
+    champion: dict[str, Any] = {}
+    abst = None
+    latency: dict[str, dict[str, float]] = {}
+    try:
+        v = client.get_model_version_by_alias(cfg.package.model_name, "champion")
+    except mlflow.exceptions.MlflowException:
+        v = None
+    if v is not None:
+        src = v.tags[SOURCE_TAG]
+        if src not in evals:  # packaged from a run outside the compared families (e.g. an earlier profile run)
+            r = runs.df[runs.df["run_id"] == src]
+            if r.empty:
+                raise ConfigError(f"{cfg.package.model_name}@champion comes from run {src}, not a finished run of "
+                                  "this index: re-run `package` for this profile")  # fmt: skip
+            table = read_logits(runs.logits(r.iloc[0]))
+            zsv, ysv = _split_arrays(rows, table, "val")
+            evals[src] = (evaluate_logits(zsv, ysv, *_split_arrays(rows, table, "test"), masks), zsv, ysv)
+            srows_name = r.iloc[0]["tags.mlflow.runName"]
+        else:
+            srows_name = None
+        ev, zsv, ysv = evals[src]
+        bundle = Path(mlflow.artifacts.download_artifacts(v.tags["bundle_uri"], dst_path=str(tmp / "bundle")))
+        t_bundle = float(read_json(bundle / "calibration.json")["temperature"])
+        if srows_name is None:
+            hit = srows.loc[srows["run_id"] == src].iloc[0]
+            srows_name = f"{hit['family']} seed {hit['seed']}"
+        champion = {"name": srows_name, "model": cfg.package.model_name, "version": v.version, "run_id": src,
+                    "temperature": t_bundle}  # fmt: skip
+        yst = rows.loc[rows["split"] == "test", "label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
+        pv = softmax(zsv / t_bundle)
+        pt = softmax(np.log(ev.probs_before + 1e-12) / t_bundle)
+        reliability_diagram(ev.probs_before, yst, png("reliability_before"), title="Packaged student, raw")
+        reliability_diagram(pt, yst, png("reliability_after"), title=f"Packaged student, T = {t_bundle:.2f}")
+        confusion_plot(ev.confusion, png("confusion_packaged_student"))
+        abst = abstention(pv, ysv, pt, yst)
+        ckpt = Path(client.download_artifacts(src, "checkpoint", str(tmp / "ckpt")))
+        latency = _latency(bundle, ckpt, cfg.data.preprocess.size, cfg.data.preprocess.channels)
+    if (idx_dir / "class_balance.png").exists():
+        shutil.copyfile(idx_dir / "class_balance.png", png("balance"))
+
+    ingest_report = read_json(idx_dir / "report.json")
+    pk = fams.set_index("family").loc[packaged]
+    ens_acc = ens.before["accuracy"]
+    ece_after = float(srows.loc[srows["family"] == packaged, "ece_15_after"].mean())
+    gap = ens_acc - float(pk["accuracy_mean"])
+    targets = [
+        Target("student accuracy (packaged family, mean over seeds)", ">= 0.70", float(pk["accuracy_mean"]),
+               bool(pk["accuracy_mean"] >= 0.70)),
+        Target("student macro-F1", ">= 0.68", float(pk["macro_f1_mean"]), bool(pk["macro_f1_mean"] >= 0.68)),
+        Target("student ECE after calibration", "<= 0.03", ece_after, ece_after <= 0.03, "{:.4f}"),
+        Target("ensemble accuracy - student accuracy", "<= 0.02 (team: 0.07)", gap, gap <= 0.02),
+        Target("beats the plain script: accuracy", f"> {PLAIN_SCRIPT['accuracy']}", float(pk["accuracy_mean"]),
+               bool(pk["accuracy_mean"] > PLAIN_SCRIPT["accuracy"])),
+        Target("beats the plain script: macro-F1", f"> {PLAIN_SCRIPT['macro_f1']}", float(pk["macro_f1_mean"]),
+               bool(pk["macro_f1_mean"] > PLAIN_SCRIPT["macro_f1"])),
+    ]  # fmt: skip
+    span = _wall_span(pd.DataFrame(used))
+    meta = {
+        "profile": f"`{cfg.name}` (config hash {cfg.config_hash()})",
+        "index": f"`{index_path}` sha256 {sha[:16]}",
+        "code version": code_version(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "training wall clock (first teacher start to last student end)": f"{span / 60:.1f} min",
+        "numbers": "last-epoch models on the test split (never best-epoch); calibration fitted on validation",
+    }
+    counts = rows.groupby(["split", "label"]).size().unstack(fill_value=0).reindex(["train", "val", "test"])
+    notes = [
+        "Test = the folder release's held-out set (`validation/` = PublicTest) plus what provenance moved there: the "
+        "third-party augmented copies of its disgust images and near-duplicates from train. The 'PublicTest originals' "
+        "rows are the ones comparable with published FER2013 numbers.",
+        f"Exact paired permutation tests over {len(cfg.student.seeds)} seeds cannot go below "
+        f"p = {2 / 2 ** len(cfg.student.seeds):.4f} (two-sided).",
+    ]
+    data = ReportData(
+        title=f"ferflow results: {cfg.name}", profile=cfg.name, meta=meta, findings=ingest_report["findings"],
+        split_counts=counts, test_composition=comp, models=models, student_rows=srows, families=fams,
+        baseline=baseline, packaged_family=packaged, champion=champion, abstention=abst, latency=latency,
+        targets=targets, images=images, notes=notes,
+        sources=", ".join(s.name or s.kind for s in cfg.data.ingest.sources),
+    )  # fmt: skip
+    md = render_markdown(data)
+    atomic_write_text(out / "report.md", md)
+    headline = {
+        "ensemble_accuracy": ens_acc, "ensemble_macro_f1": ens.before["macro_f1"],
+        "student_accuracy_mean": float(pk["accuracy_mean"]), "student_macro_f1_mean": float(pk["macro_f1_mean"]),
+        "student_ece_after_mean": ece_after, "ensemble_minus_student_accuracy": gap,
+        **({"onnx_latency_ms": latency["ONNX Runtime, 1 thread"]["median_ms"]} if latency else {}),
+    }  # fmt: skip
+    atomic_write_json(out / "report.json", {"headline": headline, "families": fams.to_dict("records"),
+                                            "students": srows.to_dict("records")})  # fmt: skip
+    with ferflow_run("report", dataset_sha256=sha, run_name=f"report-{cfg.name}") as (run_id, sink):
+        sink.log_metrics(headline)
+        MlflowClient().log_artifacts(run_id, str(out), "report")
+    create_markdown_artifact(key=f"report-{_slug(cfg.name)}", markdown=md, description=f"ferflow report {cfg.name}")
+    return {"report": str(out / "report.md"), "headline": headline, "mlflow_run_id": run_id}
+
+
+def _wall_span(runs: pd.DataFrame) -> float:
+    start, end = pd.to_datetime(runs["start_time"]).min(), pd.to_datetime(runs["end_time"]).max()
+    return float((end - start).total_seconds())
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
