@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export RAY_USAGE_STATS_ENABLED := 0
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test test-slow test-e2e lint bench clean
+.PHONY: install demo reference reference-gpu test test-slow test-e2e lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ install: $(STAMP)
 ## demo: the whole pipeline on the embedded default (synthetic data, local Prefect/Ray/MLflow)
 demo: install
 	$(VENV)/bin/ferflow demo
+
+## reference: FER2013 from ../shared/data/fer2013 to a packaged student and the results report (2-core CPU, ~1.5-2 h)
+REFERENCE ?= configs/fer2013_cpu.yaml
+reference: install
+	$(VENV)/bin/ferflow pipeline --config $(REFERENCE)
+	$(VENV)/bin/ferflow report --config $(REFERENCE)
+
+## reference-gpu: the team's configuration (224 px, ResNet-18 + EfficientNet-B3 -> MobileNetV3-L) on a GPU worker
+reference-gpu: REFERENCE = configs/fer2013_gpu.yaml
+reference-gpu: reference
 
 ## test: every test except the slow/gpu ones (real Prefect, Ray, MLflow, ONNX Runtime, S3 on loopback)
 test: install

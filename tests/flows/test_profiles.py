@@ -1,0 +1,48 @@
+"""Every shipped profile validates; the FER2013 profiles describe what their comments promise."""
+
+from pathlib import Path
+
+import pytest
+
+from fer_core.errors import ConfigError
+from fer_core.models import BACKBONES
+from flows.config import SweepSection, load_pipeline_config
+from tasks.distill import sweep_variants, variant_kind
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_profile_validates_and_names_registered_backbones(path):
+    cfg = load_pipeline_config(path)
+    names = [t.train.model.name for t in cfg.teachers.teachers] + [cfg.student.train.model.name]
+    assert all(n in BACKBONES.names() for n in names)
+    assert set(cfg.student.distill.teachers) <= {t.name for t in cfg.teachers.teachers}
+    if cfg.student.sweep.enabled:
+        assert sweep_variants(cfg.student.distill, cfg.student.sweep)  # the variant filter matches the grid
+
+
+def test_fer2013_cpu_profile_is_the_seed_study():
+    cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_cpu.yaml")
+    assert cfg.data.preprocess.size == (48, 48) and cfg.data.preprocess.channels == 1
+    assert len(cfg.student.seeds) == 5 and cfg.student.sweep.seeds == cfg.student.seeds  # paired by seed
+    kinds = {variant_kind(v) for v in sweep_variants(cfg.student.distill, cfg.student.sweep)}
+    packaged = f"{cfg.student.distill.strategy}-{cfg.student.distill.loss.kind}"
+    assert kinds | {packaged} == {"ce", "pairwise-kd", "pairwise-dkd", "fused-kd"}
+    assert cfg.student.sweep.scheduler == "fifo"  # every seed trains to its last epoch
+
+
+def test_fer2013_gpu_profile_is_the_team_configuration():
+    cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_gpu.yaml")
+    assert cfg.data.preprocess.size == (224, 224)
+    assert [t.train.model.name for t in cfg.teachers.teachers] == ["resnet18", "efficientnet_b3"]
+    assert cfg.student.train.model.name == "mobilenetv3_large_100"
+    assert all(t.train.device == "cuda" for t in cfg.teachers.teachers)
+    assert cfg.student.sweep.resources.get("gpu") == 1
+
+
+def test_unknown_sweep_variant_is_refused_with_the_grid():
+    cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_cpu.yaml")
+    bad = SweepSection(strategies=["pairwise"], losses=["ce", "kd"], variants=["ce", "fused-kd"])
+    with pytest.raises(ConfigError, match=r"fused-kd.*pairwise-kd"):
+        sweep_variants(cfg.student.distill, bad)
