@@ -280,13 +280,18 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         Target("beats the plain script: macro-F1", f"> {PLAIN_SCRIPT['macro_f1']}", float(pk["macro_f1_mean"]),
                bool(pk["macro_f1_mean"] > PLAIN_SCRIPT["macro_f1"])),
     ]  # fmt: skip
+    for stage in ("ingest", "tune_ensemble", "distill_sweep", "package"):
+        hit = runs.df[runs.df["tags.ferflow.stage"] == stage]
+        if not hit.empty:
+            used.append(hit.iloc[0])
+    timing = _stage_times(pd.DataFrame(used))
     span = _wall_span(pd.DataFrame(used))
     meta = {
         "profile": f"`{cfg.name}` (config hash {cfg.config_hash()})",
         "index": f"`{index_path}` sha256 {sha[:16]}",
         "code version": code_version(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-        "training wall clock (first teacher start to last student end)": f"{span / 60:.1f} min",
+        "wall clock of the recorded runs (first start to last end)": f"{span / 60:.1f} min",
         "numbers": "last-epoch models on the test split (never best-epoch); calibration fitted on validation",
     }
     counts = rows.groupby(["split", "label"]).size().unstack(fill_value=0).reindex(["train", "val", "test"])
@@ -301,7 +306,7 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         title=f"ferflow results: {cfg.name}", profile=cfg.name, meta=meta, findings=ingest_report["findings"],
         split_counts=counts, test_composition=comp, models=models, student_rows=srows, families=fams,
         baseline=baseline, packaged_family=packaged, champion=champion, abstention=abst, latency=latency,
-        targets=targets, images=images, notes=notes,
+        targets=targets, images=images, notes=notes, timings=timing,
         sources=", ".join(s.name or s.kind for s in cfg.data.ingest.sources),
     )  # fmt: skip
     md = render_markdown(data)
@@ -319,6 +324,16 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         MlflowClient().log_artifacts(run_id, str(out), "report")
     create_markdown_artifact(key=f"report-{_slug(cfg.name)}", markdown=md, description=f"ferflow report {cfg.name}")
     return {"report": str(out / "report.md"), "headline": headline, "mlflow_run_id": run_id}
+
+
+def _stage_times(runs: pd.DataFrame) -> list[tuple[str, int, float]]:
+    """(stage, runs, minutes) from each run's ``wall_time_s``; a sweep's minutes include its trials' runs."""
+    runs = runs.drop_duplicates("run_id")
+    wall = runs.get("metrics.wall_time_s", pd.Series(np.nan, index=runs.index)).fillna(0.0)
+    trial = runs.get("tags.ferflow.sweep", pd.Series("", index=runs.index)).fillna("").astype(bool)
+    stage = runs["tags.ferflow.stage"].where(~trial, "distill (sweep trials)")
+    g = pd.DataFrame({"stage": stage, "wall": wall}).groupby("stage", sort=False)["wall"].agg(["count", "sum"])
+    return [(str(s), int(r["count"]), float(r["sum"]) / 60.0) for s, r in g.iterrows()]
 
 
 def _wall_span(runs: pd.DataFrame) -> float:

@@ -45,6 +45,7 @@ class ReportData:
     images: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     sources: str = "the sources"
+    timings: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 def _f(x: Any, fmt: str = "{:.3f}") -> str:
@@ -106,6 +107,9 @@ def render_markdown(d: ReportData) -> str:
     """The report as Markdown (GitHub flavour); every figure is a relative PNG link."""
     img = d.images
     parts = [f"# {d.title}", "", _table(("", ""), list(d.meta.items())), ""]
+    if d.timings:
+        parts += [_table(("stage", "runs", "minutes (sum of run wall times)"),
+                         [(s, n, f"{m:.1f}") for s, n, m in d.timings]), ""]  # fmt: skip
     parts += [f"## 1. Data findings ({d.sources}, as found)", "", _findings(d.findings, d.test_composition), ""]
     parts += [_table(["split", *d.split_counts.columns], [[i, *r] for i, r in zip(d.split_counts.index,
                                                                                    d.split_counts.values.tolist(),
