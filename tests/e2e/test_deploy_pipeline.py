@@ -131,7 +131,7 @@ def test_deploy_all_applies_every_deployment_with_typed_parameters(api, deployed
     from prefect import get_client
 
     names = ["ingest", "train-teachers", "tune-ensemble", "distill", "distill-sweep", "nested-learning", "calibrate",
-             "package", "pipeline", "replicate-nightly"]  # fmt: skip
+             "package", "pipeline", "report", "replicate-nightly"]  # fmt: skip
     with get_client(sync_client=True) as client:
         deployments = {d.name: d for d in client.read_deployments()}
         assert sorted(deployments) == sorted(names)
