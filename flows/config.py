@@ -53,6 +53,9 @@ class EnsembleSection(FrozenModel):
     weight_step: float = Field(0.1, gt=0, le=0.5, description="grid step of the weight simplex / ratio")
     temperatures: list[float] = Field([0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5], min_length=1)
     trials: int = Field(4, ge=1, description="Tune trials the grid is split into (each vectorised)")
+    f1_tolerance: float = Field(
+        0.005, ge=0, le=0.1, description="configs within this of the best macro-F1 are ranked by validation NLL"
+    )
 
 
 class SweepSection(FrozenModel):

@@ -21,7 +21,7 @@ def tune_ensemble_flow(config: PipelineConfig | None = None, config_path: str | 
     d = up["data"]
     best = tune_ensemble_task(
         up["teachers"], names, cfg.ensemble.weight_step, cfg.ensemble.temperatures, cfg.ensemble.trials,
-        d["index_path"], d["index_sha256"], out_root(),
+        d["index_path"], d["index_sha256"], out_root(), cfg.ensemble.f1_tolerance,
     )  # fmt: skip
     print(f"ensemble: weights {best['weights']} T={best['temperature']} val macro-F1 {best['metrics']['macro_f1']:.3f}")
     return {**up, "ensemble": best}

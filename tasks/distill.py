@@ -49,10 +49,16 @@ def with_ensemble(dcfg: DistillConfig, ensemble: dict[str, Any] | None) -> Disti
     if ensemble is None:
         return dcfg
     update: dict[str, Any] = {}
+    names = ensemble.get("teacher_names")
     if dcfg.weights is None and len(ensemble["weights"]) == len(dcfg.teachers):
-        update["weights"] = tuple(ensemble["weights"])
+        w = dict(zip(names, ensemble["weights"], strict=True)) if names else None
+        update["weights"] = tuple(w[n] for n in dcfg.teachers) if w else tuple(ensemble["weights"])
     if dcfg.teacher_temperatures is None:
-        update["teacher_temperatures"] = tuple([ensemble["temperature"]] * len(dcfg.teachers))
+        fitted = dict(zip(names or [], ensemble.get("teacher_temperatures", []), strict=True))
+        if fitted and all(n in fitted for n in dcfg.teachers):  # each teacher's own NLL temperature
+            update["teacher_temperatures"] = tuple(fitted[n] for n in dcfg.teachers)
+        else:  # an ensemble result without per-teacher temperatures: the shared ensemble T
+            update["teacher_temperatures"] = tuple([ensemble["temperature"]] * len(dcfg.teachers))
     return dcfg.model_copy(update=update)
 
 

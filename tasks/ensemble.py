@@ -11,7 +11,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from ray import tune
 
-from fer_core.ensemble.grid import ratio_grid, simplex_grid
+from fer_core.calibrate.temperature import fit_temperature
+from fer_core.ensemble.grid import best_config, ratio_grid, simplex_grid
 from fer_core.io import atomic_path
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.taxonomy import CLASS_TO_INDEX
@@ -68,6 +69,13 @@ def validation_logits_by_seed(
     return out
 
 
+def teacher_temperatures(seeds: dict[int, tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    """Each teacher's NLL temperature on the validation logits of every teacher seed pooled."""
+    k = next(iter(seeds.values()))[0].shape[0]
+    y = np.concatenate([yy for _, yy in seeds.values()])
+    return [float(fit_temperature(np.concatenate([z[i] for z, _ in seeds.values()]), y).temperature) for i in range(k)]
+
+
 @task(name="tune_ensemble", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
 def tune_ensemble_task(
     teachers: list[dict[str, Any]],
@@ -78,8 +86,13 @@ def tune_ensemble_task(
     index_path: str,
     index_sha256: str,
     out_root: str,
+    f1_tolerance: float = 0.005,
 ) -> dict[str, Any]:
     """Sweep, aggregate, log one MLflow parent run with the grid table; return the best config.
+
+    The best config: among those within ``f1_tolerance`` of the best mean macro-F1, the lowest validation NLL.
+    Each teacher's own calibration temperature (NLL fit on validation, pooled over teacher seeds) is returned too:
+    distillation divides each teacher's logits by it before the KD temperature.
 
     Cached by its inputs: the teacher runs (logits paths and SHA-256s), the grid and the index hash.
     """
@@ -88,8 +101,9 @@ def tune_ensemble_task(
     out = run_dir(out_root, "tune_ensemble", "grid", key)
     table = sweep_table(seeds, step, temperatures, blocks)
     agg = aggregate(table)
-    best = agg.iloc[0]
+    best = best_config(agg, f1_tolerance, by="nll")
     weights = [float(best[f"w_{i}"]) for i in range(len(teacher_names))]
+    teacher_t = teacher_temperatures(seeds)
     with atomic_path(out / "ensemble_grid.csv") as tmp:
         agg.to_csv(tmp, index=False)
     with ferflow_run("tune_ensemble", dataset_sha256=index_sha256, run_name="tune_ensemble") as (
@@ -104,6 +118,7 @@ def tune_ensemble_task(
         client = MlflowClient()
         client.set_tag(run_id, "ferflow.best_weights", ",".join(f"{w:.3f}" for w in weights))
         client.set_tag(run_id, "ferflow.best_temperature", f"{float(best['temperature']):.3f}")
+        client.set_tag(run_id, "ferflow.teacher_temperatures", ",".join(f"{t:.3f}" for t in teacher_t))
     create_table_artifact(
         key="ensemble-grid",
         table=agg.head(20).round(4).to_dict("records"),
@@ -112,6 +127,8 @@ def tune_ensemble_task(
     return {
         "weights": weights,
         "temperature": float(best["temperature"]),
+        "teacher_names": list(teacher_names),
+        "teacher_temperatures": teacher_t,
         "metrics": {m: float(best[m]) for m in METRICS},
         "grid_csv": str(out / "ensemble_grid.csv"),
         "mlflow_run_id": run_id,

@@ -33,3 +33,27 @@ def test_sweep_matches_numpy_grid(ray_local):
     assert best_tune["macro_f1"] == best_np["macro_f1"]
     assert (best_tune["w_0"], best_tune["temperature"]) == (best_np["w_0"], best_np["temperature"])
     assert best_tune["w_0"] > 0.5  # the less noisy teacher gets the larger weight
+
+
+def test_teacher_temperatures_are_each_teachers_nll_fit():
+    from fer_core.calibrate.temperature import fit_temperature
+    from tasks.ensemble import teacher_temperatures
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 7, size=600)
+    sharp, soft = _teacher_logits(rng, y, 1.0) * 4.0, _teacher_logits(rng, y, 1.0) * 0.25
+    temps = teacher_temperatures({0: (np.stack([sharp, soft]), y)})
+    assert temps == [fit_temperature(sharp, y).temperature, fit_temperature(soft, y).temperature]
+    assert temps[0] > 1.0 > temps[1]  # over-confident teacher cooled, under-confident one sharpened
+
+
+def test_distillation_uses_each_teachers_own_temperature_and_weight_by_name():
+    from fer_core.distill.config import DistillConfig
+    from tasks.distill import with_ensemble
+
+    dcfg = DistillConfig(strategy="pairwise", teachers=("b", "a"), loss={"kind": "kd", "T": 2.0})
+    ens = {"weights": [0.7, 0.3], "temperature": 3.0, "teacher_names": ["a", "b"], "teacher_temperatures": [0.8, 1.2]}
+    out = with_ensemble(dcfg, ens)
+    assert out.teacher_temperatures == (1.2, 0.8) and out.weights == (0.3, 0.7)  # joined by name, not position
+    legacy = with_ensemble(dcfg, {"weights": [0.5, 0.5], "temperature": 3.0})
+    assert legacy.teacher_temperatures == (3.0, 3.0)

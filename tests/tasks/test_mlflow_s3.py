@@ -1,4 +1,4 @@
-"""A real `mlflow server` (started by the stack) keeps artifacts in S3 (moto on loopback); the client has no S3 access."""
+"""A real `mlflow server` (started by the stack) keeps artifacts in S3 (moto on loopback); the client has no S3."""
 
 from __future__ import annotations
 

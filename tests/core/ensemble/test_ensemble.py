@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import softmax as sp_softmax
 
@@ -97,3 +98,12 @@ def test_best_config_macro_f1_then_ece():
     assert best_config(df, tol=0.1)["config_id"] == 3
     with pytest.raises(ConfigError):
         best_config(df.iloc[:0])
+
+
+def test_best_config_ranks_near_best_rows_by_nll():
+    df = pd.DataFrame({"config_id": [0, 1, 2], "macro_f1": [0.600, 0.598, 0.590], "ece": [0.30, 0.05, 0.01],
+                       "nll": [1.60, 1.10, 1.00]})  # fmt: skip
+    assert best_config(df, tol=0.0, by="nll")["config_id"] == 0
+    assert best_config(df, tol=0.005, by="nll")["config_id"] == 1  # 0.2 pp worse F1, far better NLL
+    with pytest.raises(ConfigError, match="brier"):
+        best_config(df, by="brier")
