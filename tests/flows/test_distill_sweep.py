@@ -1,4 +1,4 @@
-"""distill_sweep on real Ray Tune: every (variant, seed) trial runs, and the aggregate compares KD to the CE baseline."""
+"""distill_sweep on real Ray Tune: every (variant, seed) trial runs; the aggregate compares KD to the CE baseline."""
 
 from pathlib import Path
 
@@ -14,7 +14,8 @@ def test_sweep_aggregates_across_seeds(prefect_harness, ray_local):
 
     out = distill_sweep_flow(config_path=CONFIG)["sweep"]
     trials = out["trials"]
-    assert sorted((t["kind"], t["seed"]) for t in trials) == [("ce", 1), ("ce", 2), ("pairwise-kd", 1), ("pairwise-kd", 2)]
+    pairs = sorted((t["kind"], t["seed"]) for t in trials)
+    assert pairs == [("ce", 1), ("ce", 2), ("pairwise-kd", 1), ("pairwise-kd", 2)]
     table = {row["kind"]: row for row in out["table"]}
     assert table["ce"]["n_seeds"] == 2 and table["pairwise-kd"]["n_seeds"] == 2
     assert "verdict" in table["pairwise-kd"] and "seeds" in table["pairwise-kd"]["verdict"]
