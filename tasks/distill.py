@@ -44,6 +44,12 @@ def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[dict[str, Any]
     return factory
 
 
+def distill_key(dcfg: DistillConfig, teachers: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a distilled student's run folder is addressed by beyond its train config: the resolved distillation
+    config (strategy, loss, teacher weights and temperatures) and the content of the teacher logits."""
+    return {"distill": dcfg.model_dump(mode="json"), "teachers": sorted(t["logits_sha256"] for t in teachers)}
+
+
 def with_ensemble(dcfg: DistillConfig, ensemble: dict[str, Any] | None) -> DistillConfig:
     """Fill teacher weights and the calibration temperature from the ensemble sweep when the config leaves them open."""
     if ensemble is None:
@@ -95,6 +101,7 @@ def distill_once(
         parent=parent,
         extra_tags=extra,
         on_metrics=on_metrics,
+        key_extra=None if dcfg is None else distill_key(dcfg, teachers),
     )
     res["kind"] = kind
     return res

@@ -43,6 +43,7 @@ def nested_student(
         "d": dcfg.model_dump(mode="json"),
         "m": train_cfg.model.model_dump(),
         "index": index_sha256,
+        "teachers": sorted(t["logits_sha256"] for t in teachers),
     }
     out = run_dir(out_root, "nested", f"nested-s{seed}", key)
     train_ds = dataset(index_path, index_sha256, "train", spec)

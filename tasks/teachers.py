@@ -41,12 +41,17 @@ def train_and_export(
     parent: str = "",
     extra_tags: dict[str, str] | None = None,
     on_metrics: Any = None,
+    key_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one model on the index's train split, then export logits for every row keyed by sample_id.
 
-    ``criterion_factory(train_ds)`` builds a custom criterion (distillation) once the training rows are known.
+    ``criterion_factory(train_ds)`` builds a custom criterion (distillation) once the training rows are known;
+    ``key_extra`` must then describe it (its config and the teacher logits' SHA-256s): the run folder, and so what
+    an interrupted run resumes from, is addressed by everything that shapes the training.
     """
     key = {"cfg": cfg.model_dump(mode="json"), "index": index_sha256, "spec": spec.model_dump(mode="json")}
+    if key_extra:
+        key["extra"] = key_extra
     out = run_dir(out_root, stage, name, key)
     train_ds = dataset(index_path, index_sha256, "train", spec)
     val_ds = dataset(index_path, index_sha256, "val", spec)

@@ -57,3 +57,19 @@ def test_distillation_uses_each_teachers_own_temperature_and_weight_by_name():
     assert out.teacher_temperatures == (1.2, 0.8) and out.weights == (0.3, 0.7)  # joined by name, not position
     legacy = with_ensemble(dcfg, {"weights": [0.5, 0.5], "temperature": 3.0})
     assert legacy.teacher_temperatures == (3.0, 3.0)
+
+
+def test_a_student_run_folder_changes_with_its_teachers_and_their_temperatures():
+    """A changed teacher temperature (or retrained teacher) must never resume the previous student's checkpoint."""
+    from fer_core.distill.config import DistillConfig
+    from tasks.distill import distill_key
+    from tasks.teachers import run_dir
+
+    teachers = [{"logits_sha256": "a" * 64}, {"logits_sha256": "b" * 64}]
+    base = DistillConfig(strategy="pairwise", teachers=("x", "y"), teacher_temperatures=(1.0, 1.0))
+    hotter = base.model_copy(update={"teacher_temperatures": (3.0, 3.0)})
+    retrained = [{"logits_sha256": "c" * 64}, teachers[1]]
+    dirs = {run_dir("/r", "distill", "s", {"cfg": 1, "extra": distill_key(d, t)})
+            for d, t in ((base, teachers), (hotter, teachers), (base, retrained))}  # fmt: skip
+    assert len(dirs) == 3
+    assert run_dir("/r", "distill", "s", {"cfg": 1, "extra": distill_key(base, teachers)}) in dirs  # deterministic
