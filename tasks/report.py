@@ -95,16 +95,36 @@ def _test_subsets(rows: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, 
     return {"publictest_originals": hinted & original}, comp
 
 
-def _student_rows(cfg: PipelineConfig, runs: _Runs) -> tuple[list[tuple[str, int, pd.Series]], str]:
-    """(family, seed, run) of the packaged family (the pipeline's students) and of the sweep's families."""
+def _latest_sweep(index_sha256: str) -> pd.Series | None:
+    """The newest distillation sweep of the index, whatever its status (a report may be asked for mid-sweep)."""
+    df = mlflow.search_runs(
+        experiment_names=[EXPERIMENT],
+        filter_string=f"tags.`ferflow.dataset_sha256` = '{index_sha256}' and tags.`ferflow.stage` = 'distill_sweep'",
+        order_by=["attributes.start_time DESC"],
+        output_format="pandas",
+    )
+    return None if df.empty else df.iloc[0]
+
+
+def _student_rows(
+    cfg: PipelineConfig, runs: _Runs, index_sha256: str, notes: list[str]
+) -> tuple[list[tuple[str, int, pd.Series]], str]:
+    """(family, seed, run) of the packaged family (the pipeline's students) and of the sweep's finished trials."""
     d = cfg.student.distill
     packaged = f"{d.strategy}-{d.loss.kind}"
     out = [(packaged, s, runs.latest(f"student {packaged} seed {s}", **{"ferflow.stage": "distill",
             "ferflow.parent": "", "ferflow.loss": packaged, "mlflow.runName": f"student-{packaged}-s{s}"}))
            for s in cfg.student.seeds]  # fmt: skip
     if cfg.student.sweep.enabled:
-        sweep = runs.latest("the distillation sweep", **{"ferflow.stage": "distill_sweep"})
+        sweep = _latest_sweep(index_sha256)
+        if sweep is None:
+            raise ConfigError("no distillation sweep for this index in MLflow: run the pipeline (sweep enabled) first")
         trials = runs.df[runs.df.get("tags.ferflow.sweep", pd.Series(dtype=str)) == sweep["run_id"]]
+        if sweep["status"] != "FINISHED":
+            notes.append(
+                f"The distillation sweep `{sweep['run_id'][:12]}` is {sweep['status']}: its families are shown from "
+                f"the {len(trials)} trials finished so far (fewer seeds, paired on common seeds)."
+            )
         for _, r in trials.iterrows():
             fam, seed = r["tags.ferflow.loss"], int(r["tags.ferflow.seed"])
             if fam == packaged:
@@ -203,7 +223,8 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
     confusion_plot(ens.confusion, png("confusion_ensemble"))
 
     # Students: every family x seed, last-epoch logits, raw and temperature-scaled.
-    student_runs, packaged = _student_rows(cfg, runs)
+    notes: list[str] = []
+    student_runs, packaged = _student_rows(cfg, runs, sha, notes)
     recs, evals = [], {}
     for fam, seed, r in student_runs:
         table = read_logits(runs.logits(r))
@@ -295,7 +316,7 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         "numbers": "last-epoch models on the test split (never best-epoch); calibration fitted on validation",
     }
     counts = rows.groupby(["split", "label"]).size().unstack(fill_value=0).reindex(["train", "val", "test"])
-    notes = [
+    notes += [
         "Test = the folder release's held-out set (`validation/` = PublicTest) plus what provenance moved there: the "
         "third-party augmented copies of its disgust images and near-duplicates from train. The 'PublicTest originals' "
         "rows are the ones comparable with published FER2013 numbers.",

@@ -85,8 +85,9 @@ def _model_rows(models: Sequence[tuple[str, str, Evaluation]], subset: str | Non
     out = []
     for name, role, ev in models:
         b = ev.subsets.get(subset, {}) if subset else ev.before
+        a = ev.subsets_after.get(subset, {}) if subset else ev.after
         out.append([name, role, _f(b.get("accuracy")), _f(b.get("macro_f1")), _f(b.get("minority_f1")),
-                    _f(ev.before["ece_15"], "{:.4f}"), _f(ev.after["ece_15"], "{:.4f}"),
+                    _f(b.get("ece_15"), "{:.4f}"), _f(a.get("ece_15"), "{:.4f}"),
                     _f(ev.temperature, "{:.2f}")])  # fmt: skip
     return out
 

@@ -42,6 +42,7 @@ class Evaluation:
         temperature: the fitted temperature.
         confusion: ``[C, C]`` counts (rows = true class) of the argmax predictions (identical before and after).
         subsets: ``{name: metrics before calibration}`` on named subsets of the evaluation rows.
+        subsets_after: the same subsets after temperature scaling.
     """
 
     before: dict[str, float]
@@ -51,6 +52,7 @@ class Evaluation:
     probs_before: np.ndarray
     probs_after: np.ndarray
     subsets: dict[str, dict[str, float]] = field(default_factory=dict)
+    subsets_after: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _subsets(probs: np.ndarray, y: np.ndarray, masks: Mapping[str, np.ndarray] | None) -> dict[str, dict[str, float]]:
@@ -83,6 +85,7 @@ def evaluate_logits(
         probs_before=before,
         probs_after=after,
         subsets=_subsets(before, y_test, subsets),
+        subsets_after=_subsets(after, y_test, subsets),
     )
 
 

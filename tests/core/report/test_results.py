@@ -116,3 +116,13 @@ def test_render_has_every_section_and_marks_missed_targets():
     assert "4.00x" in md  # ONNX vs torch eager ratio
     assert "p = 0.0625" in md
     assert "![confusion_ensemble](confusion_ensemble.png)" in md
+
+
+def test_subset_rows_show_the_subsets_own_calibration():
+    rng = np.random.default_rng(5)
+    zv, yv = _logits(2000, 0.5, rng)
+    zt, yt = _logits(2000, 0.5, rng)
+    mask = np.arange(2000) < 300
+    ev = evaluate_logits(zv, yv, zt, yt, {"part": mask})
+    assert ev.subsets_after["part"]["ece_15"] == pytest.approx(prob_metrics(ev.probs_after[mask], yt[mask])["ece_15"])
+    assert ev.subsets["part"]["ece_15"] != ev.before["ece_15"]
