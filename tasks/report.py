@@ -78,14 +78,18 @@ def _split_arrays(rows: pd.DataFrame, table: Any, split: str) -> tuple[np.ndarra
     return z, part["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
 
 
-def _hinted_test(path: str) -> bool:
-    return any(FOLDER_SPLIT_MAP.get(p.lower()) == "test" for p in Path(path).parts[:-2])
+def _test_subsets(rows: pd.DataFrame, sources: list[Any]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Masks over the test rows: the source's own held-out originals vs copies and rows moved in by provenance.
 
-
-def _test_subsets(rows: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Masks over the test rows: the source's own held-out originals vs copies and rows moved in by provenance."""
+    A row is held out by its source when a folder of its path maps to ``test`` under the source's own split map
+    (the folder adapter's rule: ``split_map`` or :data:`FOLDER_SPLIT_MAP`).
+    """
+    maps = {s.name or s.kind: s.split_map or FOLDER_SPLIT_MAP for s in sources}
     t = rows[rows["split"] == "test"]
-    hinted = t["image_path"].map(_hinted_test).to_numpy()
+    hinted = np.asarray([
+        any(maps.get(src, FOLDER_SPLIT_MAP).get(p.lower()) == "test" for p in Path(path).parts[:-2])
+        for src, path in zip(t["source"], t["image_path"], strict=True)
+    ], dtype=bool)  # fmt: skip
     original = (t["origin"] == "original").to_numpy()
     comp = {
         "held-out originals": int((hinted & original).sum()),
@@ -188,7 +192,7 @@ def build_report(cfg: PipelineConfig, out_dir: str | None = None) -> dict[str, A
 def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, idx_dir: Path, out: Path,
            tmp: Path) -> dict[str, Any]:  # fmt: skip
     runs = _Runs(sha, tmp)
-    masks, comp = _test_subsets(rows)
+    masks, comp = _test_subsets(rows, list(cfg.data.ingest.sources))
     images: dict[str, str] = {}
 
     def png(name: str) -> Path:
