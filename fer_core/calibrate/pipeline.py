@@ -1,9 +1,13 @@
-"""One-call calibration: fit T (and T_c) on validation logits, thresholds, test metrics, plots, calibration.json."""
+"""One-call calibration: fit T (and T_c) on validation logits, thresholds, test metrics, plots, calibration.json.
+
+A global fit that makes validation ECE worse than the raw logits is not used: the temperature falls back to 1 with a
+warning that says so (per-class temperatures are then fitted around 1).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +49,11 @@ class CalibrationConfig(FrozenModel):
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    """Everything :func:`calibrate` produced; ``spec`` is what ``calibration.json`` holds."""
+    """Everything :func:`calibrate` produced; ``spec`` is what ``calibration.json`` holds.
+
+    ``val_metrics`` holds ``val_before`` / ``val_after`` (validation at T = 1 and at the written T);
+    ``fitted_temperature`` is the NLL optimum, which ``fell_back`` says was discarded for T = 1.
+    """
 
     spec: CalibrationSpec
     calibration_path: Path
@@ -56,6 +64,9 @@ class CalibrationResult:
     test_abstention: pd.DataFrame | None
     plots: dict[str, Path] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    val_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    fitted_temperature: float = 1.0
+    fell_back: bool = False
 
 
 def probability_metrics(
@@ -78,12 +89,28 @@ def probability_metrics(
     return out
 
 
-def _write_plots(out: Path, before: np.ndarray, after: np.ndarray, y: np.ndarray, cfg: CalibrationConfig):
+def _keep_if_better(
+    zv: np.ndarray, yv: np.ndarray, tfit: TemperatureFit, cfg: CalibrationConfig
+) -> tuple[TemperatureFit, dict[str, dict[str, float]]]:
+    """Validation metrics at T = 1 and at the fitted T; a fit that raises validation ECE falls back to T = 1."""
+    m = {"val_before": probability_metrics(apply_temperature(zv, 1.0), yv, cfg.classes, cfg.minority, cfg.n_bins)}
+    m["val_after"] = probability_metrics(apply_temperature(zv, tfit.temperature), yv, cfg.classes, cfg.minority,
+                                         cfg.n_bins)  # fmt: skip
+    key = f"ece_{cfg.n_bins}"
+    if m["val_after"][key] <= m["val_before"][key]:
+        return tfit, m
+    msg = (f"temperature scaling made validation ECE worse ({m['val_before'][key]:.4f} -> {m['val_after'][key]:.4f} "
+           f"at T = {tfit.temperature:.3f}), so T falls back to 1 (raw logits)")  # fmt: skip
+    m["val_after"] = m["val_before"]
+    return replace(tfit, temperature=1.0, nll_after=tfit.nll_before, warnings=(*tfit.warnings, msg)), m
+
+
+def _write_plots(out: Path, before: np.ndarray, after: np.ndarray, y: np.ndarray, cfg: CalibrationConfig, t: float):
     return {
         "reliability_before": plots.reliability_diagram(before, y, out / "reliability_before.png", cfg.n_bins,
                                                         "Before calibration"),
         "reliability_after": plots.reliability_diagram(after, y, out / "reliability_after.png", cfg.n_bins,
-                                                       "After calibration"),
+                                                       f"After, T = {t:.2f}"),
         "confidence_after": plots.confidence_histogram(after, out / "confidence_after.png"),
         "selective_after": plots.selective_plot(after, y, out / "selective_after.png"),
         "confusion": plots.confusion_plot(confusion(y, after.argmax(axis=1), len(cfg.classes)),
@@ -95,7 +122,7 @@ def _write_outputs(out, cfg, tfit, pfit, thr, test_tab, m, arrays) -> tuple[Path
     """Plots, abstention tables, then calibration.json last (its presence marks a complete stage)."""
     before, after, yt = arrays
     out.mkdir(parents=True, exist_ok=True)
-    figs = _write_plots(out, before, after, yt, cfg) if cfg.plots else {}
+    figs = _write_plots(out, before, after, yt, cfg, tfit.temperature) if cfg.plots else {}
     if test_tab is not None:
         atomic_write_text(out / "abstention_test.csv", test_tab.to_csv(index=False))
         atomic_write_text(out / "abstention_val.csv", thr.table.to_csv(index=False))
@@ -127,7 +154,8 @@ def calibrate(
         test_y: ``[Nt]`` test labels.
         cfg: :class:`CalibrationConfig`.
         out_dir: output folder (created).
-        sink: receives ``before/*``, ``after/*``, ``after_per_class/*`` metrics and the written files.
+        sink: receives ``before/*``, ``after/*``, ``after_per_class/*`` (test), ``val_before/*`` and ``val_after/*``
+            (validation: what selection and promotion read) metrics, the temperatures and the written files.
 
     Returns:
         :class:`CalibrationResult`.
@@ -139,7 +167,8 @@ def calibrate(
     c = len(cfg.classes)
     zv, zt = check_logits(val_logits, val_y, c), check_logits(test_logits, test_y, c, where="test")
     yv, yt = np.asarray(val_y, dtype=np.int64), np.asarray(test_y, dtype=np.int64)
-    tfit = fit_temperature(zv, yv, c, (cfg.t_min, cfg.t_max))
+    fitted = fit_temperature(zv, yv, c, (cfg.t_min, cfg.t_max))
+    tfit, val_m = _keep_if_better(zv, yv, fitted, cfg)
     pfit = (fit_per_class_temperature(zv, yv, tfit.temperature, cfg.classes, cfg.per_class_reg)
             if cfg.per_class else None)  # fmt: skip
     before, after = apply_temperature(zt, 1.0), apply_temperature(zt, tfit.temperature)
@@ -156,10 +185,14 @@ def calibrate(
     test_tab = abstention_table(after, yt, thr.thresholds, cfg.classes, thr.notes) if thr else None
 
     path, digest, figs = _write_outputs(Path(out_dir), cfg, tfit, pfit, thr, test_tab, m, (before, after, yt))
-    for stage, vals in m.items():
+    fell_back = tfit.temperature != fitted.temperature
+    for stage, vals in {**m, **val_m}.items():
         sink.log_metrics({f"{stage}/{k}": v for k, v in vals.items()})
-    sink.log_params({"temperature": tfit.temperature})
+    # Metrics, not params: a re-calibration of the same run may change them, and MLflow params are write-once.
+    sink.log_metrics({"calibration/temperature": tfit.temperature, "calibration/fitted_temperature": fitted.temperature,
+                      "calibration/fell_back": float(fell_back)})  # fmt: skip
     for p in [path, *figs.values(), *([path.parent / "abstention_test.csv"] if test_tab is not None else [])]:
         sink.log_artifact(p, "calibration")
     warnings = tfit.warnings + (pfit.warnings if pfit else ())
-    return CalibrationResult(read_calibration_json(path), path, digest, tfit, pfit, thr, test_tab, figs, warnings)
+    return CalibrationResult(read_calibration_json(path), path, digest, tfit, pfit, thr, test_tab, figs, warnings,
+                             val_m, fitted.temperature, fell_back)  # fmt: skip
