@@ -33,12 +33,12 @@ from fer_core.sink import MetricsSink, NullSink
 from fer_core.taxonomy import FER_CLASSES, MINORITY_CLASSES
 from fer_core.train.config import TrainConfig
 from fer_core.train.keeper import CheckpointKeeper
-from fer_core.train.monitor import ClassLossTracker, check_epoch_gates, check_grad_gate, norm_stats
+from fer_core.train.monitor import ClassLossTracker, check_epoch_gates, check_grad_gate, log_flag_summary, norm_stats
 from fer_core.train.predict import predict_logits
 from fer_core.train.protocols import Criterion, TrainData
 from fer_core.train.sampler import ClassBalancedBatchSampler
 from fer_core.train.schedule import warmup_cosine
-from fer_core.train.step import FaultInjector, StepRunner
+from fer_core.train.step import FaultInjector, OptimizerFactory, RunnerFactory, StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,28 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+def adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The engine's default optimizer: AdamW at ``cfg.lr``, no weight decay on 1-D parameters."""
+    return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+
+
+def _run_config(cfg: TrainConfig, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The config recorded in checkpoints and hashed for resume: the TrainConfig plus a plug-in's own sections."""
+    base = cfg.model_dump(mode="json")
+    clash = sorted(set(base) & set(extra or {}))
+    if clash:
+        raise ConfigError(f"extra_config keys {clash} collide with TrainConfig fields; nest them under a new key")
+    return base | (extra or {})
+
+
 class _Run:
     """State of one training call (split out of :func:`train` to keep functions short)."""
 
     def __init__(self, cfg: TrainConfig, train_data: TrainData, val_data: TrainData, out_dir: Path,
                  sink: MetricsSink, criterion: Criterion | None, model: nn.Module | None,
-                 fault_injector: FaultInjector | None, dataset_sha256: str, device: torch.device):  # fmt: skip
+                 fault_injector: FaultInjector | None, dataset_sha256: str, device: torch.device,
+                 optimizer_factory: OptimizerFactory, runner_factory: RunnerFactory,
+                 extra_config: dict[str, Any] | None):  # fmt: skip
         n_classes = cfg.model.num_classes
         _check_data(train_data, "train", n_classes)
         _check_data(val_data, "val", n_classes)
@@ -173,21 +189,22 @@ class _Run:
             criterion = LOSSES.get(cfg.loss.kind).from_config(cfg.loss, counts)
         if isinstance(criterion, nn.Module):
             criterion.to(device)
-        optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        optimizer = optimizer_factory(self.model, cfg)
         spe = len(_batches(cfg, train_data, 0, n_classes))
         scheduler = warmup_cosine(optimizer, round(cfg.warmup_epochs * spe), cfg.epochs * spe)
         amp_dtype, scaler = _amp(cfg, device)
-        self.runner = StepRunner(self.model, optimizer, scheduler, criterion, device,
-                                 micro_batch=math.ceil(cfg.batch_size / cfg.accum_steps),
-                                 clip_grad_norm=cfg.clip_grad_norm, amp_dtype=amp_dtype, scaler=scaler,
-                                 fault_injector=fault_injector)  # fmt: skip
+        self.runner = runner_factory(self.model, optimizer, scheduler, criterion, device,
+                                     micro_batch=math.ceil(cfg.batch_size / cfg.accum_steps),
+                                     clip_grad_norm=cfg.clip_grad_norm, amp_dtype=amp_dtype, scaler=scaler,
+                                     fault_injector=fault_injector)  # fmt: skip
         self.keeper = CheckpointKeeper(out_dir, cfg.topk)
         self.tracker = ClassLossTracker(self.classes)
         self.history: list[dict[str, float]] = []
         self.flags: list[dict[str, Any]] = []
         self.start_epoch, self.gstep, self.initial_loss = 0, 0, float("nan")
         self.img_seen, self.train_time = 0, 0.0
-        self.cfg_hash = sha256_json(cfg.model_dump(mode="json"))
+        self.config = _run_config(cfg, extra_config)
+        self.cfg_hash = sha256_json(self.config)
         self._maybe_resume()
 
     def _maybe_resume(self) -> None:
@@ -199,7 +216,8 @@ class _Run:
         if ts is None:
             raise CheckpointMismatchError(f"{path} holds no resume state; move it away or use a new out_dir")
         if ts["config_hash"] != self.cfg_hash:
-            raise ConfigError(f"{path} belongs to a run with a different TrainConfig; use a new out_dir to start over")
+            raise ConfigError(f"{path} belongs to a run with a different TrainConfig (or plug-in config); use a new "
+                              "out_dir to start over")  # fmt: skip
         self.model.load_state_dict(obj["state_dict"])
         r = self.runner
         r.optimizer.load_state_dict(ts["optimizer"])
@@ -223,6 +241,7 @@ class _Run:
             row = self._train_epoch(epoch)
             row.update(self._validate())
             self._end_epoch(epoch, row)
+        log_flag_summary(self.flags, self.tracker.factor)  # once per run, not per epoch
         return self._result(time.perf_counter() - t0)
 
     def _get_batch(self, rows: np.ndarray, rng: np.random.Generator, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,6 +287,7 @@ class _Run:
                 lr = self.runner.optimizer.param_groups[0]["lr"]
                 self.sink.log_metrics({**norm_stats(window), "lr": lr}, step=self.gstep)
                 window = []
+        extra = self.runner.end_epoch(epoch)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
@@ -276,6 +296,7 @@ class _Run:
                "train/img_per_s": n_img / dt, "micro_batch": float(self.runner.micro_batch)}  # fmt: skip
         row.update({f"train/{k}": v / n_img for k, v in sums.items()})
         row.update(norm_stats(norms))
+        row.update(extra)
         means, flags = self.tracker.end_epoch(epoch)
         row.update(means)
         self.flags.extend(flags)
@@ -299,12 +320,12 @@ class _Run:
             if epoch < gate_epoch:
                 return
             if epoch == gate_epoch:
-                check_epoch_gates(smoke, self.initial_loss, row["train/loss"], row["val/macro_f1"])
+                check_epoch_gates(smoke, self.initial_loss, row["train/loss"], row["val/macro_f1"], row["val/loss"])
         metrics = {k[4:]: v for k, v in row.items() if k.startswith("val/")}
         spec = getattr(self.train_data, "spec", None)
         meta = CheckpointMeta.for_model(
             self.cfg.model, classes=self.classes, dataset_sha256=self.dataset_sha256,
-            config=self.cfg.model_dump(mode="json"), metrics=metrics, epoch=epoch,
+            config=self.config, metrics=metrics, epoch=epoch,
             **({"mean": tuple(spec.mean), "std": tuple(spec.std)} if spec is not None else {}),
         )  # fmt: skip
         self.keeper.save_best(self.model, meta, metrics)
@@ -341,6 +362,9 @@ def train(
     model: nn.Module | None = None,
     fault_injector: FaultInjector | None = None,
     dataset_sha256: str = "",
+    optimizer_factory: OptimizerFactory = adamw,
+    runner_factory: RunnerFactory = StepRunner,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a model, validating and checkpointing every epoch; resumes from ``out_dir/last.pt`` when present.
 
@@ -355,6 +379,12 @@ def train(
         model: a prebuilt model (e.g. a student with a custom head); default ``create_model(cfg.model)``.
         fault_injector: test hook called as ``fault_injector(global_step, micro_batch)`` before every micro-batch.
         dataset_sha256: recorded in checkpoint metadata.
+        optimizer_factory: ``(model, cfg) -> torch.optim.Optimizer``; default :func:`adamw`. The optimizer is wrapped
+            in the warm-up/cosine schedule and its ``state_dict()`` is the resume state, so it must hold all of it.
+        runner_factory: builds the per-step runner with :class:`~fer_core.train.step.StepRunner`'s arguments; a
+            subclass may change how a step computes its update (Nested Learning's meta windows plug in here).
+        extra_config: a plug-in's own config sections, recorded in checkpoint metadata beside the TrainConfig and
+            part of the resume check (a ``last.pt`` of other sections is refused).
 
     Returns:
         :class:`TrainResult` (final = last epoch).
@@ -367,4 +397,4 @@ def train(
     """
     with _runtime(cfg) as device:
         return _Run(cfg, train_data, val_data, Path(out_dir), sink, criterion, model, fault_injector,
-                    dataset_sha256, device).fit()  # fmt: skip
+                    dataset_sha256, device, optimizer_factory, runner_factory, extra_config).fit()  # fmt: skip

@@ -59,8 +59,9 @@ class ClassLossTracker:
                 med = float(np.median(self.past[c]))
                 if v > self.factor * med:
                     flags.append({"epoch": epoch, "class": name, "loss": v, "running_median": med})
-                    log.warning("epoch %d: class %s training loss %.4f > %.1fx running median %.4f",
-                                epoch, name, v, self.factor, med)  # fmt: skip
+                    # Per epoch only at debug level: the run's flags are summarised once (log_flag_summary).
+                    log.debug("epoch %d: class %s training loss %.4f > %.1fx running median %.4f",
+                              epoch, name, v, self.factor, med)  # fmt: skip
             self.past[c].append(v)
         self._reset()
         return means, flags
@@ -72,6 +73,33 @@ class ClassLossTracker:
         self.past = [list(p) for p in past]
 
 
+def summarize_flags(flags: Sequence[dict[str, object]], factor: float = 2.0) -> str | None:
+    """One line naming every class whose training loss jumped and in which epochs, or None without flags.
+
+    Args:
+        flags: the run's flags ``{"epoch", "class", "loss", "running_median"}`` (:meth:`ClassLossTracker.end_epoch`).
+        factor: the tracker's jump threshold, for the message.
+    """
+    if not flags:
+        return None
+    epochs: dict[str, list[int]] = {}
+    for f in flags:
+        epochs.setdefault(str(f["class"]), []).append(int(f["epoch"]))  # type: ignore[call-overload]
+    parts = [f"{c} (epoch{'s' if len(e) > 1 else ''} {', '.join(map(str, sorted(e)))})" for c, e in epochs.items()]
+    return (
+        f"per-class training loss rose above {factor:g}x its running median {len(flags)} time(s): {'; '.join(parts)}. "
+        "Expected while an ArcFace margin or the learning-rate warm-up ramps up; otherwise check lr and those classes' "
+        "data (MLflow metrics flag/loss_jump/<class>)"
+    )
+
+
+def log_flag_summary(flags: Sequence[dict[str, object]], factor: float = 2.0) -> None:
+    """Log :func:`summarize_flags` once (a warning), at the end of a run."""
+    line = summarize_flags(flags, factor)
+    if line:
+        log.warning(line)
+
+
 def check_grad_gate(gates: SmokeGates | None, grad_norm: float, step: int) -> None:
     """Fail fast when a step's gradient norm exceeds the smoke gate."""
     if gates is not None and grad_norm > gates.max_grad_norm:
@@ -81,11 +109,14 @@ def check_grad_gate(gates: SmokeGates | None, grad_norm: float, step: int) -> No
         )
 
 
-def check_epoch_gates(gates: SmokeGates, initial_loss: float, epoch_loss: float, macro_f1: float) -> None:
-    """Judge the loss drop and macro-F1 at the gate epoch.
+def check_epoch_gates(
+    gates: SmokeGates, initial_loss: float, epoch_loss: float, macro_f1: float, val_loss: float = float("nan")
+) -> None:
+    """Judge the loss drop, macro-F1 and (when set) the validation loss at the gate epoch.
 
     Raises:
-        GateFailedError: the loss fell by less than ``min_loss_drop`` or macro-F1 is below ``min_macro_f1``.
+        GateFailedError: the loss fell by less than ``min_loss_drop``, macro-F1 is below ``min_macro_f1``, or the
+            validation loss is above ``max_val_loss`` (or not finite).
     """
     drop = 1.0 - epoch_loss / initial_loss if initial_loss > 0 else 0.0
     problems = []
@@ -94,5 +125,7 @@ def check_epoch_gates(gates: SmokeGates, initial_loss: float, epoch_loss: float,
                         f"need >= {gates.min_loss_drop:.0%}")  # fmt: skip
     if macro_f1 < gates.min_macro_f1:
         problems.append(f"val macro-F1 {macro_f1:.4f} < {gates.min_macro_f1}")
+    if gates.max_val_loss is not None and not val_loss <= gates.max_val_loss:
+        problems.append(f"val loss {val_loss:.4f} > {gates.max_val_loss}")
     if problems:
         raise GateFailedError("smoke gates failed: " + "; ".join(problems) + "; nothing was written")
