@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fer_core.export.bundle import BundleManifest, BundleModel, load_bundle, verify_bundle, write_bundle
+from fer_core.export.bundle import BundleManifest, BundleModel, bundle_sha256, load_bundle, verify_bundle, write_bundle
 from fer_core.export.calibration import CalibrationSpec, calibrated_softmax, read_calibration
 from fer_core.export.model_card import render_model_card
 from fer_core.export.quantize import keep_int8_if, quantize_int8
@@ -29,6 +29,7 @@ __all__ = [
     "BundleModel",
     "CalibrationSpec",
     "ParityReport",
+    "bundle_sha256",
     "calibrated_softmax",
     "check_parity",
     "export_onnx",

@@ -228,6 +228,16 @@ def verify_bundle(bundle_dir: str | os.PathLike[str]) -> BundleManifest:
     return _verify(bundle_dir, threads=1).manifest
 
 
+def bundle_sha256(bundle_dir: str | os.PathLike[str]) -> str:
+    """The bundle's identity: SHA-256 of its ``manifest.json``, which holds the SHA-256 of every other file.
+
+    Raises:
+        BundleError: the bundle fails :func:`verify_bundle`.
+    """
+    verify_bundle(bundle_dir)
+    return sha256_file(Path(bundle_dir) / MANIFEST)
+
+
 class BundleModel:
     """A verified bundle ready for inference (onnxruntime + OpenCV + numpy).
 
