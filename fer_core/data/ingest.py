@@ -1,8 +1,9 @@
 """Ingest as separate DataFrame-in/DataFrame-out steps (each one a Prefect task upstream) and ``run_ingest``.
 
 collect_records → validate_step → check_gate → group_step → split_step → build_index → (augment_minority) →
-write_outputs. Nothing lands in ``out_dir`` before :func:`write_outputs`; the one exception is the FER2013 CSV
-adapter's PNG cache, which is a declared data root rather than an output.
+write_outputs. Nothing lands in ``out_dir`` before the gate passes: then the images an adapter generated in memory
+(FER2013 CSV rows) are written to their folder (``<out_dir>/<source>.images`` unless ``image_root`` says otherwise),
+and the index, report and cache by :func:`write_outputs`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fer_core.config import FrozenModel
-from fer_core.data.adapters import SourceSpec, collect_source
+from fer_core.data.adapters import SourceSpec, collect_source, place_generated, write_generated
 from fer_core.data.augment import AugmentConfig
 from fer_core.data.index import cache_path, manifest_path, write_index
 from fer_core.data.provenance import assign_groups, drop_exact_duplicates
 from fer_core.data.report import write_report
 from fer_core.data.schema import INDEX_COLUMNS
-from fer_core.data.splits import assign_splits
+from fer_core.data.splits import DerivedCopies, assign_splits, check_held_out_originals
 from fer_core.data.validate import DEFAULT_MAX_PIXELS, cache_frame, validate_records, write_cache
 from fer_core.errors import ConfigError, GateFailedError
 
@@ -41,10 +42,15 @@ class IngestConfig(FrozenModel):
         seed: seed of the split carving.
         near_dup_hamming: dHashes differing in fewer bits than this are near-duplicates.
         max_bad_fraction: the quality gate: more rejected rows than this share of all rows fails the ingest.
-        min_side: images with a shorter side below this are flagged ``tiny``.
+        min_side: images with a shorter side below this are flagged ``tiny`` (kept; the ingest output names them).
+        reject_side: images with a shorter side below this are rejected (they count against the gate); set it
+            to ``min_side`` to reject every tiny image, 0 to keep all.
         max_pixels: header-claimed pixel counts above this are refused before decoding (decompression bombs).
         workers: validation processes (default: all cores).
-        augment: minority augmentation settings, or ``None`` for none.
+        augment: minority augmentation settings, or ``None`` for none (train split only: validation and test
+            hold originals only).
+        derived_copies: what training keeps of derived copies (``<orig>.jpg<N>.jpg``): ``keep`` all,
+            ``one_per_original`` or ``drop``. Validation and test never keep them (see ``splits.py``).
     """
 
     sources: list[SourceSpec] = Field(min_length=1)
@@ -56,9 +62,19 @@ class IngestConfig(FrozenModel):
     near_dup_hamming: int = Field(8, ge=1, le=64)
     max_bad_fraction: float = Field(0.001, ge=0, le=1)
     min_side: int = Field(32, ge=1)
+    reject_side: int = Field(8, ge=0)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     workers: int | None = Field(None, ge=1)
     augment: AugmentConfig | None = None
+    derived_copies: DerivedCopies = "drop"
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_train_only(cls, v: AugmentConfig | None) -> AugmentConfig | None:
+        if v is not None and set(v.splits) - {"train"}:
+            raise ValueError(f"augment.splits is {list(v.splits)}: validation and test hold originals only "
+                             "(evaluation, calibration and selection read them); use splits: [train]")  # fmt: skip
+        return v
 
     @property
     def index_path(self) -> Path:
@@ -91,8 +107,9 @@ def validate_step(records: pd.DataFrame, cfg: IngestConfig, progress: ProgressFn
     """Validate records (``validate.validate_records``), reusing the warm cache of a previous index in ``out_dir``."""
     cpath = cache_path(cfg.index_path)
     cache = pq.read_table(cpath).to_pandas() if cpath.is_file() else None
-    return validate_records(records, min_side=cfg.min_side, max_pixels=cfg.max_pixels, workers=cfg.workers,
-                            cache=cache, progress=progress)  # fmt: skip
+    return validate_records(place_generated(records, cfg.out_dir), min_side=cfg.min_side, max_pixels=cfg.max_pixels,
+                            workers=cfg.workers, cache=cache, progress=progress,
+                            reject_side=cfg.reject_side)  # fmt: skip
 
 
 def check_gate(records: pd.DataFrame, max_bad_fraction: float) -> None:
@@ -119,8 +136,9 @@ def group_step(records: pd.DataFrame, near_dup_hamming: int = 8) -> pd.DataFrame
 
 
 def split_step(records: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Group-wise splits. Returns ``(records with split, leakage moves)``."""
-    return assign_splits(records, val_fraction=cfg.val_fraction, seed=cfg.seed, fractions=cfg.fractions)
+    """Group-wise splits, held-out originals untouched. Returns ``(records, cross-split drops)``."""
+    return assign_splits(records, val_fraction=cfg.val_fraction, seed=cfg.seed, fractions=cfg.fractions,
+                         derived_copies=cfg.derived_copies)  # fmt: skip
 
 
 def build_index(records: pd.DataFrame) -> pd.DataFrame:
@@ -140,12 +158,16 @@ def write_outputs(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFr
     Args:
         index: :func:`build_index` rows, plus any rows ``augment_minority`` returned.
         records: the split records (for the report's findings and the cache).
-        leakage: the split step's moves.
+        leakage: the split step's cross-split drops.
         cfg: the ingest config.
+
+    Raises:
+        DataIntegrityError: validation or test holds a derived row (nothing is written).
     """
+    check_held_out_originals(index)
     manifest = write_index(index, cfg.index_path, declared_roots(records, cfg))
     write_cache(cache_frame(records), cache_path(cfg.index_path))
-    report = write_report(cfg.out_dir, index, records, leakage)
+    report = write_report(cfg.out_dir, index, records, leakage, cfg.derived_copies)
     return IngestResult(cfg.index_path, manifest_path(cfg.index_path), cfg.out_dir, manifest, report)
 
 
@@ -164,6 +186,7 @@ def run_ingest(cfg: IngestConfig, progress: ProgressFn | None = None) -> IngestR
     tick("collect")
     records = validate_step(records, cfg, progress)
     check_gate(records, cfg.max_bad_fraction)
+    write_generated(records)
     records = group_step(records, cfg.near_dup_hamming)
     tick("group")
     records, leakage = split_step(records, cfg)

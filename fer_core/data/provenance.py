@@ -3,8 +3,8 @@
 A group is the union of an original, its derived copies, its exact duplicates and its near-duplicates (horizontal
 dHash distance below the threshold, confirmed by the vertical dHash: see ``dedup.near_duplicate_components``).
 ``group_id`` is the smallest ``sample_id`` in the group, so it is stable across runs and row orders.
-Blank images are kept out of near-duplicate linking: every constant image has the same dHash, which says nothing
-about their provenance.
+Blank images and derived copies are kept out of near-duplicate linking: every constant image has the same dHash, and
+blurred copies of different faces hash alike; neither says anything about provenance (copies join by name).
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ def assign_groups(records: pd.DataFrame, near_dup_hamming: int = 8) -> pd.DataFr
     df["parent_id"] = [sid_of_path.get(o) if o else None for o in orig]
 
     near = np.full(len(df), -1, np.int64)
+    # derived copies join their original by name only: blurred copies of different faces hash alike, and searching
+    # them chained unrelated faces into one group (FER2013: 58 training faces tied to one held-out disgust face)
     searchable = ok & ~df["flags"].str.contains("blank", regex=False).to_numpy()
+    searchable &= (df["origin"] == "original").to_numpy()
     confirm = df["dhash_v"].to_numpy(np.uint64)[searchable] if "dhash_v" in df else None
     labels, _ = near_duplicate_components(df["dhash"].to_numpy(np.uint64)[searchable], near_dup_hamming, confirm)
     near[searchable] = labels
@@ -80,28 +83,39 @@ def assign_groups(records: pd.DataFrame, near_dup_hamming: int = 8) -> pd.DataFr
     return df
 
 
+_HINT_RANK = {"test": 0, "val": 1, "train": 2}
+
+
 def drop_exact_duplicates(records: pd.DataFrame) -> pd.DataFrame:
     """Keep one row per ``sample_id`` (the index's key); the other copies become ``"dropped"`` with the reason.
 
-    The kept copy is the original (not an augmented name) with the smallest path. When copies disagree on the
-    label, every copy is dropped: identical pixels with two labels have no trustworthy ground truth.
+    The kept copy is the most held-out one (split hint test > val > train > none), so a held-out face is never lost
+    to its training duplicate; then an original (not an augmented name), then the smallest path. Copies in a less
+    held-out split are dropped as duplicates of the held-out one, whatever their label. When the copies in the kept
+    copy's own split disagree on the label, every copy is dropped: identical pixels with two labels have no
+    trustworthy ground truth.
     """
     df = records.copy()
     ok = df["status"] == "ok"
+    hint = df["split_hint"] if "split_hint" in df else pd.Series(None, index=df.index, dtype=object)
+    view = df[ok].assign(_rank=hint[ok].map(_HINT_RANK).fillna(3).astype(int))
     # "original" sorts after "augmented": descending puts an original first
-    view = df[ok].sort_values(["sample_id", "origin", "image_path"], ascending=[True, False, True], kind="stable")
+    view = view.sort_values(["sample_id", "_rank", "origin", "image_path"], ascending=[True, True, False, True],
+                            kind="stable")  # fmt: skip
     dup = view["sample_id"].duplicated(keep=False)
     if not dup.any():
         return df
-    clash = view[dup].groupby("sample_id")["label"].transform("nunique") > 1
     for _, grp in view[dup].groupby("sample_id", sort=False):
-        if clash[grp.index].any():
-            labels = sorted(set(grp["label"]))
+        top = grp[grp["_rank"] == grp["_rank"].iat[0]]
+        keep = grp.index[0]
+        if top["label"].nunique() > 1:
+            labels = sorted(set(top["label"]))
             for i in grp.index:
                 df.loc[i, ["status", "reason"]] = ["dropped", f"exact duplicates with conflicting labels {labels}: "
-                                                              f"{', '.join(grp['where'])}"]  # fmt: skip
+                                                              f"{', '.join(top['where'])}"]  # fmt: skip
             continue
-        keep = grp.index[0]
+        held = "held-out " if grp["_rank"].iat[0] < 2 else ""
         for i in grp.index[1:]:
-            df.loc[i, ["status", "reason"]] = ["dropped", f"exact duplicate of {df.at[keep, 'image_path']}"]
+            what = held if grp.at[i, "_rank"] > grp["_rank"].iat[0] else ""
+            df.loc[i, ["status", "reason"]] = ["dropped", f"exact duplicate of {what}{df.at[keep, 'image_path']}"]
     return df

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core.data.schema import SPLITS
+from fer_core.data.splits import COPY_BY_POLICY, COPY_IN_HELD_OUT, DUPLICATE_OF_HELD_OUT
 from fer_core.io import atomic_path, atomic_write_json
 from fer_core.taxonomy import FER_CLASSES
 
@@ -34,7 +35,45 @@ def _category(reason: str) -> str:
     return re.split(r" of | \(|: | \[", reason, maxsplit=1)[0]
 
 
-def findings(records: pd.DataFrame, leakage: pd.DataFrame) -> dict:
+def held_out_effects(records: pd.DataFrame, derived_copies: str | None = None) -> dict:
+    """What keeping validation/test untouched removed, and the derived-copy policy's effect (split records).
+
+    Returns:
+        ``duplicates_of_held_out_dropped`` (``exact`` / ``near``: ``{split hint: rows}``), ``derived_copies``
+        (policy and counts) and ``test_composition`` (test rows by origin and hint).
+    """
+    df = records.reindex(columns=[*records.columns, *({"origin", "split", "split_hint"} - set(records.columns))])
+    dropped = df[df["status"] == "dropped"]
+    reason = dropped["reason"].fillna("")
+    hint = dropped["split_hint"].fillna("none")
+
+    def by_hint(m: pd.Series) -> dict[str, int]:
+        return {str(k): int(v) for k, v in hint[m].value_counts().sort_index().items()}
+
+    ok = df[df["status"] == "ok"]
+    test = ok[ok["split"] == "test"]
+    orig = test["origin"] == "original"
+    return {
+        "duplicates_of_held_out_dropped": {
+            "exact": by_hint(reason.str.startswith("exact duplicate of held-out")),
+            "near": by_hint(reason.str.startswith(DUPLICATE_OF_HELD_OUT)),
+        },
+        "derived_copies": {
+            "policy": derived_copies,
+            "found": int((df["origin"] == "augmented").sum()),
+            "dropped_from_held_out_splits": int(reason.str.startswith(COPY_IN_HELD_OUT).sum()),
+            "dropped_from_train_by_policy": int(reason.str.startswith(COPY_BY_POLICY).sum()),
+            "kept_in_train": int(((ok["origin"] == "augmented") & (ok["split"] == "train")).sum()),
+        },
+        "test_composition": {
+            "held-out originals (test hint)": int((orig & (test["split_hint"] == "test")).sum()),
+            "originals assigned by fractions (no hint)": int((orig & test["split_hint"].isna()).sum()),
+            "derived rows": int((~orig).sum()),
+        },
+    }
+
+
+def findings(records: pd.DataFrame, leakage: pd.DataFrame, derived_copies: str | None = None) -> dict:
     """Counts and row lists of everything ingest found (the final records of :func:`fer_core.data.ingest`)."""
     ok = records[records["status"] == "ok"]
     rejected = records[records["status"] == "rejected"]
@@ -43,7 +82,10 @@ def findings(records: pd.DataFrame, leakage: pd.DataFrame) -> dict:
     distinct = near.groupby("near_component")["sample_id"].transform("nunique")
     near = near[distinct.to_numpy() > 1]
     fams = near.groupby("near_component")["family"].transform("nunique")
-    aug = ok[ok["origin"] == "augmented"] if "origin" in ok else ok.iloc[:0]
+    # copies the split step dropped (held-out splits, training policy) were found all the same
+    split_drop = dropped["reason"].fillna("").str.startswith((DUPLICATE_OF_HELD_OUT, COPY_IN_HELD_OUT, COPY_BY_POLICY))
+    grouped = pd.concat([ok, dropped[split_drop]])
+    aug = grouped[grouped["origin"] == "augmented"] if "origin" in grouped else ok.iloc[:0]
     missing = sorted(set(aug.loc[aug["parent_id"].isna(), "family"]))
     flags = ok["flags"].fillna("")
     return {
@@ -61,6 +103,7 @@ def findings(records: pd.DataFrame, leakage: pd.DataFrame) -> dict:
         "blank_images": sorted(ok.loc[flags.str.contains("blank"), "image_path"]),
         "tiny_images": int(flags.str.contains("tiny").sum()),
         "leakage_prevented": len(leakage),
+        **held_out_effects(records, derived_copies),
         "dropped_by_reason": {k: int(v) for k, v in dropped["reason"].map(_category).value_counts().items()},
         "rejected_rows": [{"where": w, "reason": r} for w, r in rejected[["where", "reason"]].itertuples(index=False)],
     }  # fmt: skip
@@ -87,14 +130,15 @@ def plot_balance(balance: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out_dir: Path, index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame) -> dict:
+def write_report(out_dir: Path, index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame,
+                 derived_copies: str | None = None) -> dict:  # fmt: skip
     """Write ``report.json``, ``class_balance.png``, ``rejected_rows.csv``, ``dropped_rows.csv``, ``leakage.csv``.
 
     Returns:
         The report dict (``balance`` + ``findings``).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"balance": class_balance(index), "findings": findings(records, leakage)}
+    report = {"balance": class_balance(index), "findings": findings(records, leakage, derived_copies)}
     for name, status in (("rejected_rows.csv", "rejected"), ("dropped_rows.csv", "dropped")):
         rows = records.loc[records["status"] == status, ["source", "where", "path", "reason"]]
         with atomic_path(out_dir / name) as tmp:

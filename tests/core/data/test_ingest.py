@@ -44,22 +44,23 @@ def _provenance_tree(root: Path) -> None:
 
 def test_provenance_groups_and_leakage(tmp_path):
     _provenance_tree(tmp_path / "d")
-    res = run_ingest(cfg(tmp_path / "d", tmp_path / "out", val_fraction=0.2))
+    res = run_ingest(cfg(tmp_path / "d", tmp_path / "out", val_fraction=0.2, derived_copies="keep"))
     idx = read_index(res.index_path)
     idx.index = idx["image_path"].map(lambda p: Path(p).name)
-    orig_id = idx.loc["o.png", "sample_id"]
-    fam = idx.loc[["o.png", "o.png0.png", "o.png1.png", "near.png"]]
-    assert fam["group_id"].nunique() == 1 and fam["split"].nunique() == 1
-    assert fam.loc["o.png", "split"] == "test"  # the originals disagree (train vs test): test wins
-    assert (fam.loc[["o.png0.png", "o.png1.png"], "parent_id"] == orig_id).all()
+    # o.png (train) has the same bytes as the held-out dup.png: the held-out copy is kept, the train one dropped;
+    # its derived copies (train) join the held-out group and are dropped, never moved into test
+    assert idx.loc[["dup.png", "near.png"], "split"].eq("test").all()
+    assert idx.loc["dup.png", "group_id"] == idx.loc["near.png", "group_id"]
+    assert not {"o.png", "o.png0.png", "o.png1.png"} & set(idx.index)
     assert idx.loc["gone.png0.png", "origin"] == "augmented" and pd.isna(idx.loc["gone.png0.png", "parent_id"])
-    assert "dup.png" not in idx.index  # one row per sample_id
+    assert idx.loc["gone.png0.png", "split"] in {"train", "val"}
     f = res.report["findings"]
     assert f["exact_duplicates"] == 1 and f["augmented_copies_matched"] == 2
     assert f["augmented_copies_missing_original"] == 1 and f["missing_originals"][0].endswith("gone.png")
-    assert f["leakage_prevented"] == 3  # o.png and its two copies moved from train to test
+    assert f["leakage_prevented"] == 2  # o.png's two copies dropped from train (not moved to test)
+    assert f["duplicates_of_held_out_dropped"] == {"exact": {"train": 1}, "near": {"train": 2}}
     leak = pd.read_csv(tmp_path / "out" / "leakage.csv")
-    assert set(leak["from_split"]) == {"train"} and set(leak["to_split"]) == {"test"}
+    assert set(leak["from_split"]) == {"train"} and set(leak["to_split"]) == {"dropped"}
     assert set(idx["split"]) == {"train", "val", "test"}
     assert idx.groupby("group_id")["split"].nunique().max() == 1
 
@@ -129,7 +130,7 @@ def test_fer2013_subset_copies_stay_with_their_originals(tmp_path):
     lines += [f"validation/happy/{p.name},happy,test" for p in test]
     (tmp_path / "subset.csv").write_text("\n".join(dict.fromkeys(lines)) + "\n")
     c = IngestConfig(sources=[SourceSpec(kind="csv", path=tmp_path / "subset.csv", image_root=FER2013)],
-                     out_dir=tmp_path / "out", workers=1, val_fraction=0.0)  # fmt: skip
+                     out_dir=tmp_path / "out", workers=1, val_fraction=0.0, derived_copies="keep")  # fmt: skip
     idx = read_index(run_ingest(c).index_path)
     for o in originals:
         fam = idx[idx["image_path"].str.startswith(str(o.resolve()))]
