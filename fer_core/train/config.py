@@ -27,12 +27,14 @@ class SmokeGates(FrozenModel):
             of the first steps of epoch 0.
         min_macro_f1: validation macro-F1 required at the check epoch.
         max_grad_norm: any optimizer step's gradient norm (before clipping) above this fails immediately.
+        max_val_loss: validation loss (mean CE) allowed at the check epoch, or None for no such gate.
     """
 
     check_epochs: int = Field(2, ge=1)
     min_loss_drop: float = Field(0.10, ge=0, lt=1)
     min_macro_f1: float = Field(0.0, ge=0, le=1)
     max_grad_norm: float = Field(100.0, gt=0)
+    max_val_loss: float | None = Field(None, gt=0)
 
 
 class TrainConfig(FrozenModel):

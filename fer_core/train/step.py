@@ -18,11 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_core.errors import FerError
+from fer_core.train.config import TrainConfig
 from fer_core.train.errors import TrainingDivergedError
 from fer_core.train.protocols import Criterion
 
 log = logging.getLogger(__name__)
 FaultInjector = Callable[[int, int], None]
+# Builds the optimizer from the model (already on the run's device) and the run config; the engine wraps it in its
+# warm-up/cosine schedule and saves its state_dict() in last.pt, so all of its state must be in there.
+OptimizerFactory = Callable[[nn.Module, TrainConfig], torch.optim.Optimizer]
 
 
 def is_oom(err: BaseException) -> bool:
@@ -125,19 +129,40 @@ class StepRunner:
         grad_norm = self._apply(epoch, gstep, ids)
         return StepOutput(sums, grad_norm, torch.cat(per_sample))
 
-    def _apply(self, epoch: int, gstep: int, ids: Sequence[str]) -> float:
+    def _clip(self, epoch: int, gstep: int, ids: Sequence[str]) -> float:
+        """Unscale and clip the accumulated ``.grad`` in place; the pre-clip global norm.
+
+        Raises:
+            TrainingDivergedError: a non-finite norm without a GradScaler (with one, the scaler skips the step).
+        """
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         max_norm = self.clip_grad_norm if self.clip_grad_norm is not None else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler is None and not math.isfinite(grad_norm):
+            raise TrainingDivergedError(f"gradient norm is {grad_norm}", gstep, epoch, ids)
+        return grad_norm
+
+    def _apply(self, epoch: int, gstep: int, ids: Sequence[str]) -> float:
+        grad_norm = self._clip(epoch, gstep, ids)
         if self.scaler is not None:
             # fp16: an inf gradient means the scale was too high; the scaler skips the step and lowers it.
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            if not math.isfinite(grad_norm):
-                raise TrainingDivergedError(f"gradient norm is {grad_norm}", gstep, epoch, ids)
             self.optimizer.step()
         self.scheduler.step()
         return grad_norm
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """Called after an epoch's last step, before validation and checkpoints; returns extra epoch-row metrics.
+
+        A plug-in runner finishes pending work here (e.g. a meta window), so that the checkpoint written at the end
+        of the epoch holds its whole state and a resumed run continues exactly.
+        """
+        return {}
+
+
+# Called like StepRunner (same positional and keyword arguments); returns a StepRunner or a subclass of it.
+RunnerFactory = Callable[..., StepRunner]

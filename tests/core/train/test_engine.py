@@ -6,6 +6,7 @@ import torch
 
 from fer_core.errors import ConfigError, DataIntegrityError, GateFailedError
 from fer_core.models import ModelConfig, load_checkpoint
+from fer_core.models.checkpoint import read_checkpoint
 from fer_core.sink import ListSink
 from fer_core.train import SmokeGates, TrainConfig, TrainingDivergedError, train
 from fer_core.train.step import is_oom
@@ -145,3 +146,30 @@ def test_arcface_head_with_balanced_sampler_and_accumulation(data, tmp_path):
         name="test_resnet", img_size=16, head="arcface", small_input_stem=True)})  # fmt: skip
     res = train(cfg, *data, tmp_path)
     assert res.micro_batch == 7 and res.accum_steps == 2 and np.isfinite(res.history[0]["train/loss"])
+
+
+def test_a_plugged_in_optimizer_is_used_saved_and_resumed_with_its_config(data, tmp_path):
+    made = []
+
+    def sgd(model, cfg):
+        made.append(torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9))
+        return made[-1]
+
+    cfg = BASE.model_copy(update={"epochs": 1})
+    res = train(cfg, *data, tmp_path, optimizer_factory=sgd, extra_config={"plugin": {"kind": "sgd"}})
+    obj = read_checkpoint(res.last_checkpoint)
+    assert obj["train_state"]["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    assert obj["meta"]["config"]["plugin"] == {"kind": "sgd"} and obj["meta"]["config"]["epochs"] == 1
+    again = train(cfg, *data, tmp_path, optimizer_factory=sgd, extra_config={"plugin": {"kind": "sgd"}})
+    assert again.start_epoch == 1 and len(made) == 2  # finished: resumed past the last epoch, nothing trained
+    with pytest.raises(ConfigError, match="plug-in config"):
+        train(cfg, *data, tmp_path, optimizer_factory=sgd, extra_config={"plugin": {"kind": "other"}})
+    with pytest.raises(ConfigError, match="collide"):
+        train(cfg, *data, tmp_path / "x", extra_config={"lr": 1.0})
+
+
+def test_the_validation_loss_gate(data, tmp_path):
+    gated = BASE.model_copy(update={"smoke": SmokeGates(check_epochs=1, min_loss_drop=0.0, max_val_loss=1e-3)})
+    with pytest.raises(GateFailedError, match=r"val loss [0-9.]+ > 0.001"):
+        train(gated, *data, tmp_path)
+    assert not tmp_path.exists() or not any(tmp_path.rglob("*.pt"))
