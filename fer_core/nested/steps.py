@@ -1,121 +1,167 @@
-"""Inner steps and meta windows of Nested Learning: functional forwards, truncated unrolls, memory meta-updates."""
+"""The engine plug-in of Nested Learning: inner steps and memory-bounded meta windows as a StepRunner.
+
+Inner step ``s`` (the engine's 0-based global step) is plain when ``s mod meta_every < meta_every − unroll``; the
+others form a meta window: differentiable inner steps on ``θ`` (a detached copy of the parameters taken at the window
+start), then one meta-update of the memory φ from a held-out loss at ``θ``. A window that an epoch ends early is
+closed at the end of the epoch, so every checkpoint holds a closed window and a resumed run continues exactly.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
+from fer_core.errors import ConfigError
 from fer_core.nested.config import NestedConfig
-from fer_core.nested.memory import MemoryMLP
+from fer_core.nested.memory import memory_snapshot
 from fer_core.nested.optimizer import DeepMemoryOptimizer
+from fer_core.sink import MetricsSink, NullSink
+from fer_core.train.errors import TrainingDivergedError
+from fer_core.train.protocols import TrainData
+from fer_core.train.step import StepOutput, StepRunner
 
-Step = list[np.ndarray]  # the micro-batches (row positions) whose gradients one inner step accumulates
+log = logging.getLogger(__name__)
 
 
-class NestedStepper:
-    """Runs plain inner steps and meta windows on ``model`` with the deep-memory optimizer.
+@dataclass(frozen=True)
+class MetaSource:
+    """Where the meta-loss is measured: held-out rows of the full training data (never stepped on).
 
-    Args:
-        model: the student (already on ``device``).
-        criterion: engine-protocol loss ``(logits, targets, idx, epoch) -> {"loss", ...}``.
-        train_data: dataset with ``get_batch(indices, train, rng)``; the criterion's ``idx`` are its rows.
-        meta_rows: held-out training rows the meta-loss (plain CE) is measured on.
-        cfg: the run config.
-        device: torch device.
-        rng: numpy generator (augmentation and meta-batch draws).
+    Attributes:
+        data: the full training dataset.
+        rows: the held-out row positions in ``data``.
+        batch_size: rows per meta-loss (at most ``len(rows)``).
+        seed: meta batches are drawn from ``(seed, inner step)``, so a resumed run draws the same ones.
     """
 
-    def __init__(self, model: nn.Module, criterion: Callable, train_data, meta_rows: np.ndarray, cfg: NestedConfig,
-                 device: torch.device, rng: np.random.Generator):  # fmt: skip
-        self.model, self.criterion, self.data, self.cfg, self.device, self.rng = (
-            model, criterion, train_data, cfg, device, rng,
-        )  # fmt: skip
-        self.meta_rows = meta_rows
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self.names = [n for n, _ in named]
-        self.params = [p for _, p in named]
-        self.memory = MemoryMLP(2, cfg.memory_hidden, cfg.memory_layers).to(device)
-        self.opt = DeepMemoryOptimizer([p.shape for p in self.params], self.memory, cfg, device)
-        self.meta_opt = torch.optim.Adam(self.memory.parameters(), lr=cfg.meta_lr)
-        self.inner_steps = 0
-        self.meta_steps = 0
-        self.last_meta_loss = float("nan")
+    data: TrainData
+    rows: np.ndarray
+    batch_size: int
+    seed: int
 
-    def _autocast(self):
-        if self.cfg.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def batch(self, t: int) -> tuple[Tensor, Tensor]:
+        rng = np.random.default_rng([self.seed, t, 2])
+        rows = rng.choice(self.rows, size=min(self.batch_size, len(self.rows)), replace=False)
+        return self.data.get_batch(np.sort(rows), train=False)
 
-    def forward(self, params: list[Tensor], x: Tensor, differentiable: bool) -> Tensor:
-        """Model logits ``[B, C]`` at ``params`` (optionally activation-checkpointed when building meta graphs)."""
+
+@dataclass(kw_only=True)
+class NestedStepRunner(StepRunner):
+    """The engine's StepRunner with meta windows; needs a :class:`DeepMemoryOptimizer` as its optimizer.
+
+    Plain steps are the engine's own (micro-batches, AMP, clipping, NaN guard, OOM back-off, fault injection, then
+    ``optimizer.step()``). Window steps take functional forwards at ``θ``; from the second step of a window on they
+    keep second-order graphs (``create_graph``), which is what makes long unrolls memory-hungry: ``unroll`` bounds the
+    graph, ``checkpoint_activations`` trades recomputation for activation memory.
+
+    Attributes:
+        nested: the run's Nested Learning config.
+        meta: the held-out meta-loss source.
+        sink: receives memory snapshots and the meta-loss every ``nested.memory_log_every`` inner steps.
+    """
+
+    nested: NestedConfig
+    meta: MetaSource
+    sink: MetricsSink = field(default_factory=NullSink)
+    peak_mb: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.optimizer, DeepMemoryOptimizer):
+            raise ConfigError(f"NestedStepRunner needs a DeepMemoryOptimizer, got {type(self.optimizer).__name__}")
+        if self.scaler is not None:
+            # fp16 loss scaling does not carry through second-order meta graphs; bf16 has the range to need none.
+            log.warning("Nested Learning: this GPU has no bf16, so AMP is off (fp16 loss scaling is not supported)")
+            self.scaler, self.amp_dtype = None, None
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        self.names = [names[id(p)] for p in self.optimizer.params]
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def forward_at(self, params: list[Tensor], x: Tensor, labels: Tensor | None, differentiable: bool) -> Tensor:
+        """Float logits ``[B, C]`` of the model at ``params`` (activation-checkpointed when building meta graphs)."""
+        with_labels = labels is not None and getattr(self.model, "uses_labels", False)
 
         def fn(inp: Tensor, *ps: Tensor) -> Tensor:
-            return functional_call(self.model, dict(zip(self.names, ps, strict=True)), (inp,))
+            args = (inp, labels) if with_labels else (inp,)
+            return functional_call(self.model, dict(zip(self.names, ps, strict=True)), args)
 
         with self._autocast():
-            if differentiable and self.cfg.checkpoint_activations:
-                return checkpoint(fn, x, *params, use_reentrant=False)
-            return fn(x, *params)
+            if differentiable and self.nested.checkpoint_activations:
+                return checkpoint(fn, x, *params, use_reentrant=False).float()
+            return fn(x, *params).float()
 
-    def _grads(self, params: list[Tensor], step: Step, epoch: int, create_graph: bool, differentiable: bool):
-        total: list[Tensor] | None = None
-        loss_sum = 0.0
-        for rows in step:
-            x, y = self.data.get_batch(rows, train=self.cfg.augment, rng=self.rng)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            idx = torch.as_tensor(rows, dtype=torch.long, device=self.device)
-            loss = self.criterion(self.forward(params, x, differentiable), y, idx, epoch)["loss"] / len(step)
-            g = torch.autograd.grad(loss, params, create_graph=create_graph)
-            total = list(g) if total is None else [a + b for a, b in zip(total, g, strict=True)]
-            loss_sum += float(loss.detach())
-        return total, loss_sum
+    def step(self, x: Tensor, y: Tensor, idx: Tensor, ids: list[str], epoch: int, gstep: int) -> StepOutput:
+        k, u = self.nested.meta_every, self.nested.unroll
+        if not self.optimizer.in_window and gstep % k >= k - u:
+            self.optimizer.open_window()
+        out = super().step(x, y, idx, ids, epoch, gstep)
+        if self.optimizer.in_window and gstep % k == k - 1:
+            self._close_window()
+        if self.optimizer.t % self.nested.memory_log_every == 0:
+            self._log_memory()
+        return out
 
-    def plain_step(self, step: Step, epoch: int) -> float:
-        """One inner step with no meta graph (the memory runs under ``no_grad``); returns the train loss."""
-        grads, loss = self._grads(self.params, step, epoch, create_graph=False, differentiable=False)
-        self.inner_steps += 1
-        with torch.no_grad():
-            new, self.opt.m = self.opt.step(self.params, grads, self.opt.m, self.inner_steps)
-            for p, q in zip(self.params, new, strict=True):
-                p.copy_(q)
-        return loss
+    def _attempt(self, x: Tensor, y: Tensor, idx: Tensor, ids: list[str], epoch: int, gstep: int) -> StepOutput:
+        if not self.optimizer.in_window:
+            return super()._attempt(x, y, idx, ids, epoch, gstep)
+        return self._window_attempt(x, y, idx, ids, epoch, gstep)
 
-    def meta_window(self, steps: list[Step], epoch: int) -> list[float]:
-        """Differentiable inner steps on ``steps`` (the unroll), then one meta-update of the memory φ.
+    def _window_attempt(self, x: Tensor, y: Tensor, idx: Tensor, ids: list[str], epoch: int, gstep: int) -> StepOutput:
+        """A differentiable inner step at the window's ``θ`` (nothing changes before the update, so OOM can retry)."""
+        theta = self.optimizer.window_params
+        first = theta[0].grad_fn is None  # θ is still the detached copy: its gradient does not depend on φ
+        n, sums, per_sample = len(y), {}, []
+        grads: list[Tensor] | None = None
+        for start in range(0, n, self.micro_batch):
+            sl = slice(start, start + self.micro_batch)
+            if self.fault_injector is not None:
+                self.fault_injector(gstep, self.micro_batch)
+            xb = x[sl].to(self.device, non_blocking=True)
+            yb, ib = y[sl].to(self.device, non_blocking=True), idx[sl].to(self.device, non_blocking=True)
+            logits = self.forward_at(theta, xb, yb, differentiable=not first)
+            terms = self.criterion(logits, yb, ib, epoch)
+            if not np.isfinite(value := float(terms["loss"].detach())):
+                raise TrainingDivergedError(f"loss is {value}", gstep, epoch, ids[sl])
+            w = len(yb) / n
+            g = torch.autograd.grad(terms["loss"] * w, theta, create_graph=not first, allow_unused=True)
+            g = [torch.zeros_like(p) if gi is None else gi for gi, p in zip(g, theta, strict=True)]
+            grads = g if grads is None else [a + b for a, b in zip(grads, g, strict=True)]
+            for key, v in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(v.detach()) * w
+            per_sample.append(F.cross_entropy(logits.detach(), yb, reduction="none"))
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads])))
+        if not np.isfinite(norm):
+            raise TrainingDivergedError(f"gradient norm is {norm}", gstep, epoch, ids)
+        if self.clip_grad_norm is not None and (coef := self.clip_grad_norm / (norm + 1e-6)) < 1.0:
+            grads = [g * coef for g in grads]  # the engine's clipping rule, kept differentiable
+        self.optimizer.step(grads=grads)
+        self.scheduler.step()
+        return StepOutput(sums, norm, torch.cat(per_sample))
 
-        The first unrolled step's gradient does not depend on φ (θ is detached at the window start), so it is taken
-        without ``create_graph``; later steps need second-order graphs (``create_graph=True``), which is what makes
-        long unrolls memory-hungry. Truncation (``unroll=1``) keeps only the last step's graph.
+    def _close_window(self) -> None:
+        x, y = self.meta.batch(self.optimizer.t)
+        x, y = x.to(self.device), y.to(self.device)
+        logits = self.forward_at(self.optimizer.window_params, x, None, differentiable=True)
+        self.optimizer.close_window(F.cross_entropy(logits, y))
 
-        Returns:
-            the train loss of each step.
-        """
-        theta = [p.detach().requires_grad_(True) for p in self.params]
-        m = self.opt.m
-        losses = []
-        for j, step in enumerate(steps):
-            grads, loss = self._grads(theta, step, epoch, create_graph=j > 0, differentiable=j > 0)
-            self.inner_steps += 1
-            theta, m = self.opt.step(theta, grads, m, self.inner_steps)
-            losses.append(loss)
-        rows = self.rng.choice(self.meta_rows, size=min(self.cfg.meta_batch_size, len(self.meta_rows)), replace=False)
-        x, y = self.data.get_batch(np.sort(rows), train=False)
-        meta_loss = F.cross_entropy(self.forward(theta, x.to(self.device), True).float(), y.to(self.device))
-        phi = list(self.memory.parameters())
-        for p, g in zip(phi, torch.autograd.grad(meta_loss, phi), strict=True):
-            p.grad = g
-        self.meta_opt.step()
-        self.meta_steps += 1
-        self.last_meta_loss = float(meta_loss.detach())
-        with torch.no_grad():
-            for p, q in zip(self.params, theta, strict=True):
-                p.copy_(q)
-        self.opt.m = m.detach()
-        return losses
+    def _log_memory(self) -> dict[str, float]:
+        snap = memory_snapshot(self.device)
+        self.peak_mb = max(self.peak_mb, max(v for key, v in snap.items() if "peak" in key))
+        self.sink.log_metrics(snap | {"meta/loss": self.optimizer.last_meta_loss}, step=self.optimizer.t)
+        return snap
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """Close a window the epoch cut short; the epoch row gets meta counts, the last meta-loss and peak memory."""
+        if self.optimizer.in_window:
+            self._close_window()
+        self._log_memory()
+        opt = self.optimizer
+        return {"meta/steps": float(opt.meta_steps), "meta/inner_steps": float(opt.t),
+                "meta/loss": opt.last_meta_loss, "mem/peak_mb": self.peak_mb}  # fmt: skip

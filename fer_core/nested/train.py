@@ -1,181 +1,168 @@
-"""``train_nested``: student training with the deep-memory optimizer, memory-bounded meta-learning and smoke gates."""
+"""``train_nested``: a Nested Learning student trained by the engine with the deep-memory optimizer plugged in."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from fer_core.errors import ConfigError, GateFailedError
-from fer_core.evaluate.metrics import classification_metrics
-from fer_core.io import atomic_path, atomic_write_json
-from fer_core.models.checkpoint import CheckpointMeta, save_checkpoint
+from fer_core.errors import ConfigError
 from fer_core.nested.config import NestedConfig
-from fer_core.nested.memory import memory_snapshot
-from fer_core.nested.steps import NestedStepper, Step
+from fer_core.nested.memory import MemoryMLP
+from fer_core.nested.optimizer import DeepMemoryOptimizer
+from fer_core.nested.steps import MetaSource, NestedStepRunner
 from fer_core.sink import MetricsSink, NullSink
-from fer_core.taxonomy import FER_CLASSES, MINORITY_CLASSES
-
-CHECKPOINT_NAME = "nested_student.pt"
-METRICS_NAME = "nested_metrics.json"
-
-
-@dataclass(frozen=True)
-class NestedResult:
-    """What a Nested Learning run produced."""
-
-    checkpoint_path: Path
-    metrics_path: Path
-    final_metrics: dict[str, float]
-    history: list[dict[str, float]] = field(default_factory=list)
-    inner_steps: int = 0
-    meta_steps: int = 0
-    peak_memory_mb: float = float("nan")
+from fer_core.train.config import TrainConfig
+from fer_core.train.engine import TrainResult, train
+from fer_core.train.protocols import Criterion, TrainData
+from fer_core.train.step import FaultInjector
 
 
-def _device(cfg: NestedConfig) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("NestedConfig.device='cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
+class NestedResult(TrainResult):
+    """The engine's :class:`~fer_core.train.engine.TrainResult` plus what Nested Learning adds.
+
+    Attributes:
+        peak_memory_mb: highest peak memory seen over the run (CUDA allocator peak on GPU, peak RSS on CPU).
+        meta_steps: meta-updates of the memory.
+        inner_steps: optimizer steps on the student.
+    """
+
+    peak_memory_mb: float
+    meta_steps: int
+    inner_steps: int
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The final checkpoint (``last_checkpoint``); the name the pre-engine result used."""
+        return self.last_checkpoint
 
 
-def _plan_epoch(rows: np.ndarray, cfg: NestedConfig, rng: np.random.Generator) -> list[Step]:
-    """Shuffle ``rows`` into inner steps of ``accum_steps`` micro-batches (a short last step is kept, not dropped)."""
-    order = rng.permutation(rows)
-    micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    return [micro[i : i + cfg.accum_steps] for i in range(0, len(micro), cfg.accum_steps)]
+class _Rows:
+    """The training rows the engine steps on (the meta hold-out left out); ``augment=False`` turns augmentation off."""
+
+    def __init__(self, data: TrainData, rows: np.ndarray, augment: bool):
+        self.data, self.rows, self.augment = data, rows, augment
+        self.labels = np.asarray(data.labels)[rows]
+        self.sample_ids = [data.sample_ids[i] for i in rows]
+        self.spec = getattr(data, "spec", None)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get_batch(
+        self, indices: np.ndarray, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        rows = self.rows[np.asarray(indices, dtype=np.int64)]
+        return self.data.get_batch(rows, train=train and self.augment, rng=rng)
 
 
-@torch.no_grad()
-def evaluate_model(model: nn.Module, data, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Mean CE (``loss``), accuracy and macro-F1 of ``model`` on every row of ``data`` (eval mode)."""
-    model.eval()
-    losses, preds = [], []
-    for i in range(0, len(data), batch_size):
-        x, y = data.get_batch(np.arange(i, min(i + batch_size, len(data))), train=False)
-        logits = model(x.to(device)).float()
-        losses.append(F.cross_entropy(logits, y.to(device), reduction="sum").item())
-        preds.append(logits.argmax(1).cpu().numpy())
-    c = logits.shape[1]
-    classes, minority = (FER_CLASSES, MINORITY_CLASSES) if c == len(FER_CLASSES) else (tuple(map(str, range(c))), ())
-    out = classification_metrics(data.labels, np.concatenate(preds), classes=classes, minority=minority)
-    out["loss"] = float(np.sum(losses) / len(data))
-    return out
+class _RowCriterion(nn.Module):
+    """Maps the engine's row positions (in :class:`_Rows`) back to the full dataset's rows the criterion is joined to.
+
+    A module, so the engine's ``.to(device)`` moves the row map and, when it is one, the wrapped criterion.
+    """
+
+    def __init__(self, criterion: Criterion, rows: np.ndarray):
+        super().__init__()
+        self.criterion = criterion
+        self.register_buffer("rows", torch.as_tensor(rows, dtype=torch.long), persistent=False)
+
+    def forward(self, logits: Tensor, targets: Tensor, idx: Tensor, epoch: int) -> dict[str, Tensor]:
+        return self.criterion(logits, targets, self.rows[idx], epoch)
 
 
-def _run_epoch(stepper: NestedStepper, steps: list[Step], epoch: int, sink: MetricsSink, peak: list[float]) -> float:
-    cfg = stepper.cfg
-    k, u = cfg.meta_every, cfg.unroll
-    losses: list[float] = []
-    i = 0
-    while i < len(steps):
-        before = stepper.inner_steps
-        pos = before % k
-        if pos < k - u:
-            losses.append(stepper.plain_step(steps[i], epoch))
-            i += 1
-        else:
-            n = min(k - pos, len(steps) - i)
-            losses.extend(stepper.meta_window(steps[i : i + n], epoch))
-            i += n
-        if stepper.inner_steps // cfg.memory_log_every > before // cfg.memory_log_every:
-            snap = memory_snapshot(stepper.device)
-            snap["meta/loss"] = stepper.last_meta_loss
-            peak.append(max(v for key, v in snap.items() if "peak" in key))
-            sink.log_metrics(snap, step=stepper.inner_steps)
-    return float(np.mean(losses))
+def split_meta_rows(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(meta rows, inner rows)``: a seeded ``share`` of ``n`` rows held out for the meta-loss, both sorted.
+
+    Raises:
+        ConfigError: no row would be left to train on.
+    """
+    rows = np.random.default_rng([seed, 1]).permutation(n)
+    n_meta = max(1, int(round(n * share)))
+    if n - n_meta < 2:
+        raise ConfigError(f"{n} training rows leave {n - n_meta} to train on after holding out {n_meta} for the "
+                          "meta-loss; lower meta_holdout or add data")  # fmt: skip
+    return np.sort(rows[:n_meta]), np.sort(rows[n_meta:])
 
 
-def _check_gates(cfg: NestedConfig, epoch_done: int, val: dict[str, float]) -> None:
-    g = cfg.gates
-    if not g.enabled or epoch_done != min(g.epoch, cfg.epochs):
-        return
-    if not (val["loss"] <= g.max_val_loss and val["macro_f1"] >= g.min_macro_f1):
-        raise GateFailedError(
-            f"Nested Learning smoke gate failed after epoch {epoch_done}: val loss {val['loss']:.4f} "
-            f"(max {g.max_val_loss}), macro-F1 {val['macro_f1']:.4f} (min {g.min_macro_f1}); nothing was written. "
-            "Check the learning rates and data, or adjust NestedConfig.gates for this dataset"
-        )
+def _optimizer(ncfg: NestedConfig, model: nn.Module, cfg: TrainConfig) -> DeepMemoryOptimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    memory = MemoryMLP(2, ncfg.memory_hidden, ncfg.memory_layers).to(params[0].device)
+    return DeepMemoryOptimizer(params, memory, ncfg, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _legacy_train_config(model: nn.Module) -> TrainConfig:
+    model_cfg = getattr(model, "cfg", None)
+    if model_cfg is None:
+        raise ConfigError(f"train_nested needs a TrainConfig; got a {type(model).__name__} without a model config")
+    return TrainConfig(model=model_cfg)
 
 
 def train_nested(
-    cfg: NestedConfig,
-    model: nn.Module,
-    train_data,
-    val_data,
-    criterion: Callable,
+    ncfg: NestedConfig,
+    train_cfg: TrainConfig,
+    train_data: TrainData,
+    val_data: TrainData,
+    criterion: Criterion | None,
     out_dir: str | Path,
     sink: MetricsSink | None = None,
-    checkpoint_meta: CheckpointMeta | None = None,
+    *,
+    model: nn.Module | None = None,
+    fault_injector: FaultInjector | None = None,
+    dataset_sha256: str = "",
 ) -> NestedResult:
-    """Train ``model`` with the deep-memory optimizer; write the checkpoint and metrics only if the gates pass.
+    """Train a student with the deep-memory optimizer through :func:`fer_core.train.train`.
+
+    The engine does everything but the update: device, seeding, batches, validation, class names, smoke gates,
+    contract-3.3 checkpoints (``out_dir/last.pt``, ``best/``) and resume from ``last.pt``. A ``meta_holdout`` share
+    of the training rows is held out for the meta-loss and never stepped on.
 
     Args:
-        cfg: run config.
-        model: the student; its logits are ``[B, C]``.
-        train_data: :class:`fer_core.data.dataset.ArrayDataset`-like; a ``meta_holdout`` share of its rows is held out
-            for the meta-loss and not trained on.
-        val_data: same protocol; evaluated after every epoch (never used for meta-learning).
-        criterion: engine-protocol loss ``(logits [B, C], targets [B], idx [B] rows of train_data, epoch) -> dict``.
-        out_dir: receives ``nested_student.pt`` (``weights_only``-loadable) and ``nested_metrics.json``.
-        sink: metrics receiver (per-epoch metrics; memory and meta-loss every ``memory_log_every`` inner steps).
-        checkpoint_meta: when given (a timm student), the checkpoint is written in the contract-3.3 format with
-            ``metrics``/``epoch``/``config`` filled in and the memory in ``train_state``; otherwise a plain
-            ``{"format": "ferflow.nested/1", "state_dict", "train_state"}`` dict (both readable by
-            :func:`fer_core.models.checkpoint.read_checkpoint`).
+        ncfg: the Nested Learning config (its run fields, when set, override ``train_cfg``'s).
+        train_cfg: the student's engine config (model, schedule, clipping, threads, determinism, ...).
+        train_data: ArrayDataset-like training set.
+        val_data: same protocol; validated every epoch by the engine (never used for meta-learning).
+        criterion: engine-protocol loss ``(logits [B, C], targets [B], idx [B] rows of train_data, epoch) -> dict``;
+            None: the engine's default from ``train_cfg.loss``.
+        out_dir: the run folder.
+        sink: metrics receiver (epoch rows; memory and meta-loss every ``memory_log_every`` inner steps).
+        model: a prebuilt model instead of ``create_model(train_cfg.model)``.
+        fault_injector: the engine's test hook, called before every micro-batch.
+        dataset_sha256: recorded in the checkpoints.
 
     Returns:
-        :class:`NestedResult`.
+        :class:`NestedResult` (final = last epoch).
 
     Raises:
-        ConfigError: too few training rows, CUDA requested but absent.
-        GateFailedError: the smoke gate failed (nothing written).
+        ConfigError: invalid combined config, too few training rows, CUDA requested but absent, or ``out_dir`` holds
+            a run of another config.
+        GateFailedError: a smoke gate failed (nothing written).
     """
+    if isinstance(train_cfg, nn.Module):  # the pre-engine call (ncfg, model, ...) until tasks/nested.py is rewired
+        train_cfg, model = _legacy_train_config(train_cfg), train_cfg
     sink = sink or NullSink()
-    device = _device(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    rows = rng.permutation(len(train_data))
-    n_meta = max(1, int(round(len(rows) * cfg.meta_holdout)))
-    if len(rows) - n_meta < 1:
-        raise ConfigError(f"{len(rows)} training rows leave none for inner steps after holding out {n_meta}")
-    meta_rows, inner_rows = np.sort(rows[:n_meta]), rows[n_meta:]
-    model.to(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    stepper = NestedStepper(model, criterion, train_data, meta_rows, cfg, device, rng)
-    sink.log_params({f"nested.{k}": v for k, v in cfg.model_dump(mode="json").items() if k != "gates"})
-    history: list[dict[str, float]] = []
-    peak: list[float] = []
-    for epoch in range(cfg.epochs):
-        model.train()
-        train_loss = _run_epoch(stepper, _plan_epoch(inner_rows, cfg, rng), epoch, sink, peak)
-        val = evaluate_model(model, val_data, cfg.batch_size, device)
-        record = {"epoch": float(epoch + 1), "train/loss": train_loss, "meta/steps": float(stepper.meta_steps)}
-        record.update({f"val/{k}": v for k, v in val.items()})
-        history.append(record)
-        sink.log_metrics(record, step=epoch + 1)
-        _check_gates(cfg, epoch + 1, val)
-    peak.append(max(v for key, v in memory_snapshot(device).items() if "peak" in key))
-    out = Path(out_dir)
-    ckpt, metrics_path = out / CHECKPOINT_NAME, out / METRICS_NAME
-    train_state = {"memory_state": stepper.memory.state_dict(), "nested_config": cfg.model_dump(mode="json")}
-    if checkpoint_meta is not None:
-        meta = checkpoint_meta.model_copy(
-            update={"metrics": history[-1], "epoch": cfg.epochs, "config": cfg.model_dump(mode="json")}
-        )
-        save_checkpoint(ckpt, model, meta, train_state)
-    else:
-        state = {"format": "ferflow.nested/1", "state_dict": model.state_dict(), "train_state": train_state}
-        with atomic_path(ckpt) as tmp:
-            torch.save(state, tmp)
-    summary = {"history": history, "inner_steps": stepper.inner_steps, "meta_steps": stepper.meta_steps}
-    atomic_write_json(metrics_path, summary | {"peak_memory_mb": max(peak)})
-    return NestedResult(ckpt, metrics_path, history[-1], history, stepper.inner_steps, stepper.meta_steps, max(peak))
+    cfg = ncfg.train_config(train_cfg)
+    meta_rows, inner_rows = split_meta_rows(len(train_data), ncfg.meta_holdout, cfg.seed)
+    sink.log_params({f"nested.{k}": v for k, v in ncfg.model_dump(mode="json").items() if k != "gates"})
+    runner = functools.partial(NestedStepRunner, nested=ncfg, sink=sink,
+                               meta=MetaSource(train_data, meta_rows, ncfg.meta_batch_size, cfg.seed))  # fmt: skip
+    res = train(
+        cfg, _Rows(train_data, inner_rows, ncfg.augment), val_data, Path(out_dir), sink,
+        criterion=None if criterion is None else _RowCriterion(criterion, inner_rows), model=model,
+        fault_injector=fault_injector, dataset_sha256=dataset_sha256,
+        optimizer_factory=functools.partial(_optimizer, ncfg), runner_factory=runner,
+        extra_config={"nested": ncfg.model_dump(mode="json")},
+    )  # fmt: skip
+    return _result(res)
+
+
+def _result(res: TrainResult) -> NestedResult:
+    rows: Sequence[dict[str, float]] = res.history
+    return NestedResult(
+        **dict(res), peak_memory_mb=max(r["mem/peak_mb"] for r in rows),
+        meta_steps=int(rows[-1]["meta/steps"]), inner_steps=int(rows[-1]["meta/inner_steps"]),
+    )  # fmt: skip
