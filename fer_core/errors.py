@@ -37,3 +37,41 @@ class GateFailedError(FerError):
 
 class BundleError(FerError):
     """A student bundle is incomplete, tampered with, or inconsistent."""
+
+
+class IntegrityMismatchError(DataIntegrityError):
+    """A stored artifact no longer matches its own record: an index vs its manifest or its files, a cache vs its key."""
+
+
+class MissingUpstreamError(FerError):
+    """A stage was run on its own but the output of an earlier stage it needs is not there (name the stage to run)."""
+
+
+class ServerUnreachableError(FerError):
+    """A server ferflow was told to use (Prefect, MLflow, Ray, S3) does not answer at its address."""
+
+
+def printable(name: object) -> str:
+    """``name`` as text safe for one line of a message, a CSV cell or a log.
+
+    Control characters are shown as Python escapes (``\\n``, ``\\x1b``) and the surrogate escapes Python uses for the
+    undecodable bytes of a non-UTF-8 file name as ``\\xNN`` (the original byte); everything else is kept.
+
+    Args:
+        name: a path, file name or any value (``str()`` is applied first).
+
+    Returns:
+        The text unchanged when every character is printable, else its escaped form.
+    """
+    text = str(name)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # os.fsdecode's surrogateescape of byte 0x80..0xFF
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)

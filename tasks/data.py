@@ -11,10 +11,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from fer_core.data import ingest as ing
-from fer_core.data.adapters import SourceSpec, collect_source
-from fer_core.data.index import manifest_path, read_index, revalidate_index
+from fer_core.data.adapters import SourceSpec, collect_source, write_generated
+from fer_core.data.index import manifest_path, revalidate_index
+from fer_core.errors import FerError
 from fer_core.io import atomic_write_json, read_json, sha256_file, sha256_json
 from tasks._progress import progress_bar
+from tasks._retry import retry_transient
 
 
 @task(name="render_synthetic", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
@@ -25,9 +27,9 @@ def render_synthetic(out_dir: str, per_class: int, size: int, seed: int) -> dict
     return render_dataset(Path(out_dir), per_class=per_class, size=size, seed=seed)
 
 
-@task(name="collect_source", retries=2, retry_delay_seconds=2)
+@task(name="collect_source", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient)
 def collect_source_task(spec: SourceSpec) -> pd.DataFrame:
-    """Run one source adapter (I/O: retried)."""
+    """Run one source adapter (I/O errors retried; a malformed source is refused at once)."""
     return collect_source(spec)
 
 
@@ -40,7 +42,10 @@ def validate_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> pd.DataFrame:
 
 @task(name="quality_gate")
 def gate_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> None:
-    """Fail (writing nothing) when too many rows are bad; always publish the rejected rows."""
+    """Fail (writing nothing) when too many rows are bad; always publish the rejected rows.
+
+    Once the gate passes, the images an adapter generated in memory (FER2013 CSV rows) are written to their folder.
+    """
     bad = records[records["status"] == "rejected"]
     if len(bad):
         create_table_artifact(
@@ -49,6 +54,7 @@ def gate_task(records: pd.DataFrame, cfg: ing.IngestConfig) -> None:
             description=f"{len(bad)} rejected rows (first 1000 shown; all are in rejected_rows.csv)",
         )
     ing.check_gate(records, cfg.max_bad_fraction)
+    write_generated(records)
 
 
 @task(name="groups_and_splits")
@@ -125,8 +131,8 @@ def existing_index(cfg: ing.IngestConfig) -> dict[str, Any] | None:
     if not (cfg.index_path.is_file() and stamp.is_file()) or read_json(stamp).get("config_hash") != config_hash(cfg):
         return None
     try:
-        read_index(cfg.index_path)
-        revalidate_index(cfg.index_path)  # warm: stats only for unchanged files
-    except Exception:  # noqa: BLE001 - any mismatch means re-ingest, which reports the problem properly
+        if revalidate_index(cfg.index_path):  # verifies the manifest; warm: stats only for unchanged files
+            return None  # a file changed or vanished since: re-ingest, which reports it properly
+    except (FerError, OSError, ValueError):  # a damaged index or cache: re-ingest rebuilds both
         return None
     return outputs(cfg)

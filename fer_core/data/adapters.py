@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from fer_core.config import FrozenModel
-from fer_core.errors import DataIntegrityError
-from fer_core.io import atomic_path
+from fer_core.data.validate import require_regular_file
+from fer_core.errors import DataIntegrityError, printable
+from fer_core.io import atomic_path, sha256_bytes
 from fer_core.registry import Registry
 from fer_core.taxonomy import FER_CLASSES, SYNONYMS
 
@@ -69,6 +71,9 @@ FERPLUS_FOLDERS: dict[str, str] = {
     "privatetest": "FER2013Test",
 }
 
+# control (newline, ESC, ...), format (bidi overrides, zero-width) and line/paragraph separators
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
 SourceKind = Literal["folder", "fer2013_csv", "ferplus_csv", "rafdb_list", "affectnet_csv", "expw_list", "csv"]
 
 
@@ -79,7 +84,8 @@ class SourceSpec(FrozenModel):
         kind: the adapter (see :data:`ADAPTERS`).
         path: the folder (``folder``) or the label file (every other kind).
         image_root: folder the label file's image paths are relative to (default: the label file's folder);
-            for ``fer2013_csv`` the cache folder the decoded PNGs are written to (default ``<csv>.images``).
+            for ``fer2013_csv`` the folder the decoded PNGs are written to once the ingest gate passes (default:
+            ``<out_dir>/<name>.images``, decided by the ingest; nothing is ever written beside the source).
         name: source name stored in the index (default: ``kind``).
         split_map: lower-cased split/Usage name → ``train|val|test`` (default per adapter, see the module tables).
         split: a fixed split hint for every row (e.g. AffectNet's validation.csv → ``"test"``).
@@ -98,12 +104,13 @@ class SourceSpec(FrozenModel):
     def source_name(self) -> str:
         return self.name or self.kind
 
-    def root(self) -> Path:
+    def root(self) -> Path | None:
+        """The declared data root; ``None`` for a ``fer2013_csv`` source whose image folder the ingest places."""
         if self.kind == "folder":
             return self.path
         if self.image_root is not None:
             return self.image_root
-        return self.path.with_name(self.path.name + ".images") if self.kind == "fer2013_csv" else self.path.parent
+        return None if self.kind == "fer2013_csv" else self.path.parent
 
 
 Adapter = Callable[[SourceSpec], pd.DataFrame]
@@ -117,28 +124,82 @@ def collect_source(spec: SourceSpec) -> pd.DataFrame:
         Records frame with :data:`RECORD_COLUMNS`, one row per image (or per face for ExpW).
 
     Raises:
-        ConfigError: unknown kind. DataIntegrityError: the source is unreadable or structurally malformed.
+        ConfigError: unknown kind. DataIntegrityError: the source is missing, of the wrong type, unreadable,
+            structurally malformed or holds no image at all.
     """
+    check_source(spec)
+    frame = ADAPTERS.get(spec.kind)(spec)
+    images = frame[frame["status"] != "dropped"]
+    if images.empty:
+        found = "nothing" if frame.empty else f"only {len(frame)} excluded row(s): " + ", ".join(
+            f"{k} ({v})" for k, v in frame["reason"].value_counts().items())
+        what = "no class folder holds an image file (layout <class>/<image> or <split>/<class>/<image>)" \
+            if spec.kind == "folder" else "no data rows (an empty list, or a CSV with only its header)"
+        raise DataIntegrityError(f"source {spec.source_name}: {printable(spec.path)} yields no image: {what}; "
+                                 f"found {found}. Fix the path or the file, or remove the source",
+                                 [(printable(spec.path), "no images")])  # fmt: skip
+    return frame
+
+
+def check_source(spec: SourceSpec) -> None:
+    """Cheap checks before any work: the path exists and is a folder (``folder``) or a regular file (the others).
+
+    Raises:
+        DataIntegrityError: naming the source and the path.
+    """
+    name = printable(spec.path)
     if not spec.path.exists():
-        raise DataIntegrityError(f"source {spec.source_name}: {spec.path} does not exist; fix the source path")
-    return ADAPTERS.get(spec.kind)(spec)
+        raise DataIntegrityError(f"source {spec.source_name}: {name} does not exist; fix the source path",
+                                 [(name, "not found")])  # fmt: skip
+    if spec.kind == "folder":
+        if not spec.path.is_dir():
+            raise DataIntegrityError(f"source {spec.source_name}: {name} is not a folder; a 'folder' source is "
+                                     "root/<class>/<image> (use kind csv for a label file)",
+                                     [(name, "not a folder")])  # fmt: skip
+        return
+    require_regular_file(spec.path, what=f"source {spec.source_name}: label file")
 
 
 class _Rows:
     """Accumulates records of one source."""
 
     def __init__(self, spec: SourceSpec):
-        self.spec, self.root, self.rows = spec, str(spec.root()), []
+        root = spec.root()
+        self.spec, self.root, self.rows, self.data = spec, "" if root is None else str(root), [], []
 
     def add(self, where: str, path: str, label: str | None, *, hint: str | None = None, bbox: Any = None,
-            status: str = "ok", reason: str = "") -> None:  # fmt: skip
+            status: str = "ok", reason: str = "", data: bytes | None = None) -> None:  # fmt: skip
         if label is None and status == "ok":
             status, reason = "rejected", reason or "no label"
+        bad_name = name_problem(path)
+        if bad_name:
+            # the name must never reach the index, a CSV or a log as it is: refuse the row, keep an escaped copy
+            where, path = printable(where), printable(path)
+            if status == "ok":
+                status, reason = "rejected", f"{bad_name}: {path!r}; rename the file"
         self.rows.append((self.spec.source_name, where, path, self.root, label, hint or self.spec.split, bbox,
                           status, reason))  # fmt: skip
+        self.data.append(data)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=list(RECORD_COLUMNS))
+        df = pd.DataFrame(self.rows, columns=list(RECORD_COLUMNS))
+        if any(d is not None for d in self.data):
+            df["data"] = pd.Series(self.data, index=df.index, dtype=object)
+        return df
+
+
+def name_problem(name: str) -> str:
+    """Why a file name cannot be indexed (control characters, non-UTF-8 bytes), or ``""``.
+
+    Such names break the line-oriented outputs (CSV reports, logs, terminals) and cannot be stored in Parquet.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    if any(unicodedata.category(c) in _CONTROL_CATEGORIES for c in name):
+        return "file name contains control characters"
+    return ""
 
 
 def _label(table: dict[Any, str], value: Any) -> tuple[str | None, str]:
@@ -159,6 +220,7 @@ def read_csv_rows(path: Path, required: tuple[str, ...], delimiter: str | None =
     Returns:
         ``(line_number, {column: value})`` per data row (line numbers are 1-based, as an editor shows them).
     """
+    require_regular_file(path, what="label file")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -222,31 +284,44 @@ def _hint(spec: SourceSpec, value: str, default: dict[str, str], where: str) -> 
 
 @ADAPTERS.register("folder")
 def folder_adapter(spec: SourceSpec) -> pd.DataFrame:
-    """``root/<class>/*`` or ``root/<split>/<class>/*``; class folders in any casing or a known synonym."""
+    """``root/<class>/*`` or ``root/<split>/<class>/*``; class folders in any casing or a known synonym.
+
+    An empty class folder becomes one ``dropped`` row (reason ``empty class folder``) so the ingest names it.
+    """
     rows = _Rows(spec)
     root = spec.path
     split_map = spec.split_map or FOLDER_SPLIT_MAP
-    top = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    top = _subfolders(root)
     splits = [d for d in top if d.lower() in split_map]
     if splits and len(splits) != len(top):
-        raise DataIntegrityError(f"{root}: mixes split folders {splits} with others {sorted(set(top) - set(splits))};"
-                                 f" use root/<split>/<class> or root/<class> (split folders: {sorted(split_map)})"
+        others = [printable(d) for d in sorted(set(top) - set(splits))]
+        raise DataIntegrityError(f"{printable(root)}: mixes split folders {splits} with others {others}; use "
+                                 f"root/<split>/<class> or root/<class> (split folders: {sorted(split_map)})"
                                  )  # fmt: skip
     layout = [(d, split_map[d.lower()]) for d in splits] if splits else [("", None)]
     for sub, hint in layout:
         base = root / sub if sub else root
-        for cls in sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith(".")):
+        for cls in _subfolders(base):
             label = SYNONYMS.get(cls.strip().lower())
-            for f in sorted(os.scandir(base / cls), key=lambda e: e.name):
+            files = sorted(os.scandir(base / cls), key=lambda e: e.name)
+            if not files:
+                rel = f"{sub}/{cls}/" if sub else f"{cls}/"
+                rows.add(rel, rel, label, hint=hint, status="dropped", reason="empty class folder: no files in it")
+            for f in files:
                 rel = f"{sub}/{cls}/{f.name}" if sub else f"{cls}/{f.name}"
                 if os.path.splitext(f.name)[1].lower() not in IMAGE_EXTENSIONS:
                     rows.add(rel, rel, label, hint=hint, status="dropped", reason="not an image file extension")
                 elif label is None:
-                    rows.add(rel, rel, None, hint=hint,
-                             reason=f"unknown label folder {cls!r} (allowed: {sorted(SYNONYMS)})")  # fmt: skip
+                    rows.add(rel, rel, None, hint=hint, reason=f"unknown label folder {printable(cls)!r} "
+                                                               f"(allowed: {sorted(SYNONYMS)})")  # fmt: skip
                 else:
                     rows.add(rel, rel, label, hint=hint)
     return rows.frame()
+
+
+def _subfolders(path: Path) -> list[str]:
+    """Names of the visible sub-folders of ``path`` (symlinks to folders included), sorted."""
+    return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
 @ADAPTERS.register("csv")
@@ -275,26 +350,64 @@ def _decode_fer_pixels(text: str) -> np.ndarray | None:
 
 @ADAPTERS.register("fer2013_csv")
 def fer2013_csv_adapter(spec: SourceSpec) -> pd.DataFrame:
-    """``emotion,pixels,Usage``: each row decoded to a 48x48 PNG in the cache folder (the declared root)."""
+    """``emotion,pixels,Usage``: each row becomes a 48x48 PNG held in memory (``data`` column).
+
+    Nothing is written here: :func:`write_generated` stores the PNGs in the image folder once the ingest gate has
+    passed. A row repeating an earlier one (same emotion, pixels and Usage) is dropped, naming both lines.
+    """
     rows = _Rows(spec)
-    cache = spec.root()
-    cache.mkdir(parents=True, exist_ok=True)
+    first_line: dict[str, int] = {}
     for n, r in read_csv_rows(spec.path, ("emotion", "pixels", "Usage")):
         where = f"{spec.path}:{n}"
         label, reason = _label(FER2013_LABELS, int(r["emotion"]) if r["emotion"].isdigit() else r["emotion"])
         hint = _hint(spec, r["usage"], USAGE_SPLIT_MAP, where)
         name = f"row{n:06d}.png"
+        key = sha256_bytes(f"{r['emotion']}|{r['usage']}|{' '.join(r['pixels'].split())}".encode())
+        if key in first_line:
+            rows.add(where, name, label, hint=hint, status="dropped",
+                     reason=f"duplicate row: line {n} repeats line {first_line[key]} (same emotion, pixels, Usage)")
+            continue
+        first_line[key] = n
         img = _decode_fer_pixels(r["pixels"])
         if img is None:
             rows.add(where, name, label, hint=hint, status="rejected", reason="pixels are not 2304 integers in 0..255")
             continue
-        target = cache / name
-        if not target.exists():  # the cache is content-stable per row: re-running reuses it
-            _, buf = cv2.imencode(".png", img)
-            with atomic_path(target) as tmp:  # rename-only atomicity: an fsync per 48x48 PNG would dominate
-                tmp.write_bytes(buf.tobytes())
-        rows.add(where, name, label, hint=hint, reason=reason)
+        _, buf = cv2.imencode(".png", img)
+        rows.add(where, name, label, hint=hint, reason=reason, data=buf.tobytes())
     return rows.frame()
+
+
+def place_generated(records: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Give rows whose adapter left the image folder to the ingest (``root == ""``) ``<out_dir>/<source>.images``."""
+    unplaced = records["root"] == ""
+    if not unplaced.any():
+        return records
+    df = records.copy()
+    df.loc[unplaced, "root"] = [str(Path(out_dir) / f"{name}.images") for name in df.loc[unplaced, "source"]]
+    return df
+
+
+def write_generated(records: pd.DataFrame) -> int:
+    """Write the in-memory images (``data``) of the good rows to their ``image_path``; call after the gate passed.
+
+    Files already holding the same bytes are left alone, so a re-ingest rewrites nothing.
+
+    Returns:
+        The number of files written.
+    """
+    if "data" not in records.columns:
+        return 0
+    good = records[(records["status"] == "ok") & records["data"].map(lambda d: isinstance(d, bytes))]
+    written = 0
+    for path, data in zip(good["image_path"], good["data"], strict=True):
+        target = Path(path)
+        if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:  # rename-only atomicity: an fsync per 48x48 PNG would dominate
+            tmp.write_bytes(data)
+        written += 1
+    return written
 
 
 @ADAPTERS.register("ferplus_csv")

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import fer_core
 from fer_core.data.schema import INDEX_COLUMNS, INDEX_SCHEMA, MANIFEST_SUFFIX, ORIGINS, SPLITS
 from fer_core.data.validate import DEFAULT_MAX_PIXELS, cache_key, inspect_many, write_cache
-from fer_core.errors import DataIntegrityError
+from fer_core.errors import DataIntegrityError, IntegrityMismatchError, printable
 from fer_core.io import atomic_path, atomic_write_json, read_json, sha256_file
 from fer_core.taxonomy import FER_CLASSES
 
@@ -98,30 +98,53 @@ def read_index(path: str | Path, verify: bool = True) -> pd.DataFrame:
     """Read an index; with ``verify``, refuse it unless its manifest matches (file hash, row and class/split counts).
 
     Raises:
-        DataIntegrityError: missing file or manifest, hash or count mismatch (the message names both values).
+        DataIntegrityError: the index file is missing or is not an index Parquet file.
+        IntegrityMismatchError: the manifest is missing or unreadable, or its hash or counts differ (both values named).
     """
     path = Path(path)
     if not path.is_file():
-        raise DataIntegrityError(f"index {path} does not exist; run the ingest flow to create it")
+        raise DataIntegrityError(f"index {printable(path)} does not exist or is not a file; run the ingest flow to "
+                                 "create it", [(printable(path), "not found")])  # fmt: skip
+    manifest: dict = {}
+    mpath = manifest_path(path)
     if verify:
-        mpath = manifest_path(path)
-        if not mpath.is_file():
-            raise DataIntegrityError(f"index {path} has no manifest {mpath}; re-run ingest (never hand-edit an index)",
-                                     [(str(mpath), "manifest missing")])  # fmt: skip
-        manifest = read_json(mpath)
+        manifest = _read_manifest(path, mpath)
         digest = sha256_file(path)
         if digest != manifest.get("index_sha256"):
-            raise DataIntegrityError(
-                f"index {path} does not match its manifest: sha256 {digest} != {manifest.get('index_sha256')}; "
-                "the index was modified after ingest: re-run ingest",
-                [(str(path), "sha256 differs from manifest")],
+            raise IntegrityMismatchError(
+                f"index {printable(path)} does not match its manifest: sha256 {digest} != "
+                f"{manifest.get('index_sha256')}; the index was modified after ingest: re-run ingest",
+                [(printable(path), "sha256 differs from manifest")],
             )
-    df = pq.read_table(path).cast(INDEX_SCHEMA).to_pandas()
+    try:
+        df = pq.read_table(path).cast(INDEX_SCHEMA).to_pandas()
+    except (pa.ArrowException, ValueError, KeyError) as e:
+        raise DataIntegrityError(f"{printable(path)} is not a ferflow index Parquet file ({type(e).__name__}: "
+                                 f"{str(e)[:200]}); give the index.parquet the ingest wrote",
+                                 [(printable(path), "not an index")]) from e  # fmt: skip
     df["bbox"] = [None if b is None else [int(v) for v in b] for b in df["bbox"]]
     if verify and counts(df) != manifest.get("counts"):
-        raise DataIntegrityError(f"index {path}: class/split counts differ from manifest {mpath}; re-run ingest",
-                                 [(str(path), "counts differ from manifest")])  # fmt: skip
+        raise IntegrityMismatchError(f"index {printable(path)}: class/split counts differ from manifest "
+                                     f"{printable(mpath)}; re-run ingest",
+                                     [(printable(path), "counts differ from manifest")])  # fmt: skip
     return df
+
+
+def _read_manifest(path: Path, mpath: Path) -> dict:
+    if not mpath.is_file():
+        raise IntegrityMismatchError(f"index {printable(path)} has no manifest {printable(mpath)}; re-run ingest "
+                                     "(never hand-edit an index)",
+                                     [(printable(mpath), "manifest missing")])  # fmt: skip
+    try:
+        manifest = read_json(mpath)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IntegrityMismatchError(f"manifest {printable(mpath)} is not valid JSON ({e}); re-run ingest",
+                                     [(printable(mpath), "unreadable manifest")]) from e  # fmt: skip
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("roots"), list):
+        raise IntegrityMismatchError(f"manifest {printable(mpath)} lacks the index fields (index_sha256, counts, "
+                                     "roots); re-run ingest",
+                                     [(printable(mpath), "not an index manifest")])  # fmt: skip
+    return manifest
 
 
 def revalidate_index(path: str | Path, *, workers: int | None = None, min_side: int = 32,
@@ -132,13 +155,17 @@ def revalidate_index(path: str | Path, *, workers: int | None = None, min_side: 
     still decodes to the same ``sample_id``. The warm cache beside the index is refreshed.
 
     Returns:
-        ``(image_path, reason)`` problems; empty when the index still matches its files.
+        ``(image_path, reason)`` problems (paths escaped with ``printable``); empty when the index still matches its
+        files.
+
+    Raises:
+        DataIntegrityError, IntegrityMismatchError: see :func:`read_index`.
     """
     path = Path(path)
     index = read_index(path, verify=True)
-    roots = [r.rstrip(os.sep) + os.sep for r in read_json(manifest_path(path))["roots"]]
+    roots = [r.rstrip(os.sep) + os.sep for r in _read_manifest(path, manifest_path(path))["roots"]]
     cpath = cache_path(path)
-    cache = pq.read_table(cpath).to_pandas() if cpath.is_file() else pd.DataFrame(columns=["key", "size", "mtime_ns"])
+    cache = _read_cache(cpath)
     known = dict(zip(cache["key"].tolist(), zip(cache["size"].tolist(), cache["mtime_ns"].tolist(), strict=True),
                      strict=True))  # fmt: skip
     problems: list[tuple[str, str]] = []
@@ -158,7 +185,19 @@ def revalidate_index(path: str | Path, *, workers: int | None = None, min_side: 
             changed.append(i)
     if changed:
         problems += _recheck(index, changed, roots, cpath, cache, workers, min_side, max_pixels)
-    return problems
+    return [(printable(p), reason) for p, reason in problems]
+
+
+def _read_cache(cpath: Path) -> pd.DataFrame:
+    """The warm cache beside an index; an unreadable one counts as empty (every file is then re-checked)."""
+    empty = pd.DataFrame(columns=["key", "size", "mtime_ns"])
+    if not cpath.is_file():
+        return empty
+    try:
+        cache = pq.read_table(cpath).to_pandas()
+    except (pa.ArrowException, OSError):
+        return empty
+    return cache if {"key", "size", "mtime_ns"} <= set(cache.columns) else empty
 
 
 def _recheck(index: pd.DataFrame, rows: list[int], roots: list[str], cpath: Path, cache: pd.DataFrame,

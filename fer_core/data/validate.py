@@ -143,18 +143,82 @@ def inspect_bytes(
     return sample_id, int(img.shape[1]), int(img.shape[0]), dh, ",".join(flags), "", dv
 
 
+_SPECIAL: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat_mod.S_ISFIFO, "a FIFO (named pipe)"), (stat_mod.S_ISSOCK, "a socket"),
+    (stat_mod.S_ISCHR, "a character device"), (stat_mod.S_ISBLK, "a block device"), (stat_mod.S_ISDIR, "a folder"),
+)  # fmt: skip
+
+
+def special_file_reason(mode: int) -> str:
+    """Why a file of this ``st_mode`` is refused (a FIFO, socket, device or folder), or ``""`` for a regular file."""
+    if stat_mod.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in _SPECIAL if test(mode)), f"a special file (mode {oct(mode)})")
+    return f"{kind}, not a regular file: opening it could block forever; remove it from the data folder"
+
+
+def require_regular_file(path: str | os.PathLike[str], what: str = "file") -> os.stat_result:
+    """Refuse a missing path or anything but a regular file (symlinks followed) by its type, without opening it.
+
+    A FIFO named like an image would block the first ``open`` forever; a device could stream without end.
+
+    Args:
+        path: the file to check.
+        what: how the message names it (``"image"``, ``"log"``, ...).
+
+    Returns:
+        Its ``os.stat`` result.
+
+    Raises:
+        DataIntegrityError: naming the (escaped) path and its type.
+    """
+    from fer_core.errors import DataIntegrityError, printable
+
+    name = printable(os.fspath(path))
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as e:
+        raise DataIntegrityError(f"{what} {name} does not exist; check the path", [(name, "not found")]) from e
+    except OSError as e:
+        raise DataIntegrityError(f"cannot stat {what} {name}: {e.strerror or e}", [(name, "unreadable")]) from e
+    reason = special_file_reason(st.st_mode)
+    if reason:
+        raise DataIntegrityError(f"{what} {name} is {reason}", [(name, reason.split(":", 1)[0])])
+    return st
+
+
+def read_regular_file(path: str) -> tuple[bytes, os.stat_result] | str:
+    """The bytes and ``stat`` of a regular file, or why it cannot be read; never blocks on a FIFO or device.
+
+    The type is checked before opening, and again on the open descriptor (``O_NONBLOCK``: a FIFO swapped in between
+    opens without waiting for a writer and is then refused by type).
+    """
+    try:
+        reason = special_file_reason(os.stat(path).st_mode)
+        if reason:
+            return reason
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        reason = special_file_reason(st.st_mode)
+        if reason:
+            return reason
+        try:
+            return f.read(), st
+        except OSError as e:
+            return f"cannot read: {e.strerror or e}"
+
+
 def inspect_file(path: str, bbox: Iterable[int] | None, min_side: int, max_pixels: int) -> Result:
     """Read ``path`` once and :func:`inspect_bytes` it; also returns ``(size, mtime_ns)`` for the warm cache."""
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat_mod.S_ISREG(st.st_mode):
-                return ("", 0, 0, 0, "", "not a regular file", 0, 0, 0)
-            data = f.read()
-    except FileNotFoundError:
-        return ("", 0, 0, 0, "", "file not found", 0, 0, 0)
-    except OSError as e:
-        return ("", 0, 0, 0, "", f"cannot read: {e.strerror or e}", 0, 0, 0)
+    got = read_regular_file(path)
+    if isinstance(got, str):
+        return ("", 0, 0, 0, "", got, 0, 0, 0)
+    data, st = got
     r = inspect_bytes(data, bbox, min_side, max_pixels)
     return (*r[:6], st.st_size, st.st_mtime_ns, r[6])
 
@@ -211,17 +275,21 @@ def cache_key(path: str, bbox: object) -> str:
 
 def validate_records(
     records: pd.DataFrame, *, min_side: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS, workers: int | None = None,
-    cache: pd.DataFrame | None = None, progress: ProgressFn | None = None,
+    cache: pd.DataFrame | None = None, progress: ProgressFn | None = None, reject_side: int = 0,
 ) -> pd.DataFrame:  # fmt: skip
     """Validate every ``status == "ok"`` record; failing rows become ``"rejected"`` with their reason.
 
     Args:
-        records: frame with ``path``, ``root``, ``bbox``, ``status``, ``reason`` (see ``adapters.RECORD_COLUMNS``).
+        records: frame with ``path``, ``root``, ``bbox``, ``status``, ``reason`` (see ``adapters.RECORD_COLUMNS``);
+            an optional ``data`` column holds the bytes of images an adapter generated in memory (FER2013 CSV rows),
+            checked from memory because their files are written only after the gate.
         min_side: images whose shorter side is below this get the ``tiny`` flag.
         max_pixels: header-claimed pixel counts above this are refused before any decoding.
         workers: process count (default: all cores).
         cache: a previous run's :func:`cache_frame`; unchanged files (same size and mtime_ns) are only stat'ed.
         progress: ``progress(stage, done, total)``.
+        reject_side: images whose shorter side is below this are rejected (0: none); those between it and
+            ``min_side`` are kept and flagged ``tiny``.
 
     Returns:
         A copy of ``records`` with :data:`VALIDATED_COLUMNS` added.
@@ -229,16 +297,22 @@ def validate_records(
     df = records.copy()
     resolved = [resolve_path(p, r) for p, r in zip(df["path"], df["root"], strict=True)]
     df["image_path"] = [r for r, _ in resolved]
-    escape = np.array([bool(reason) for _, reason in resolved])
-    ok = (df["status"] == "ok").to_numpy()
+    escape = np.array([bool(reason) for _, reason in resolved], dtype=bool)
+    ok = (df["status"] == "ok").to_numpy(dtype=bool)
     df.loc[ok & escape, "status"] = "rejected"
     df.loc[ok & escape, "reason"] = [reason for (_, reason), e in zip(resolved, ok & escape, strict=True) if e]
     todo = np.flatnonzero(ok & ~escape)
-    n = len(df)
-    results: list[Result | None] = [None] * n
+    results: list[Result | None] = [None] * len(df)
+    data = df["data"].tolist() if "data" in df.columns else [None] * len(df)
+    in_memory = [i for i in todo if isinstance(data[i], bytes)]
+    for i in in_memory:
+        r = inspect_bytes(data[i], df["bbox"].iat[i], min_side, max_pixels)
+        results[i] = (*r[:6], len(data[i]), 0, r[6])
     cached = _cache_dict(cache)
     missing = []
     for i in todo:
+        if results[i] is not None:
+            continue
         path, bbox = df["image_path"].iat[i], df["bbox"].iat[i]
         hit = cached.get(cache_key(path, bbox))
         if hit is not None:
@@ -255,7 +329,21 @@ def validate_records(
     for i, r in zip(missing, fresh, strict=True):
         results[i] = r
     _fill(df, results)
+    if reject_side > 0:
+        _reject_small(df, reject_side)
     return df
+
+
+def _reject_small(df: pd.DataFrame, reject_side: int) -> None:
+    """Reject good rows whose shorter side is below ``reject_side`` (cached rows included), naming the size."""
+    side = np.minimum(df["width"].to_numpy(), df["height"].to_numpy())
+    small = (df["status"] == "ok").to_numpy(dtype=bool) & (side < reject_side)
+    if small.any():
+        df.loc[small, "status"] = "rejected"
+        df.loc[small, "reason"] = [
+            f"image is {w}x{h} px, below the minimum side {reject_side} (reject_side); remove it or lower reject_side"
+            for w, h in zip(df.loc[small, "width"], df.loc[small, "height"], strict=True)
+        ]
 
 
 def _fill(df: pd.DataFrame, results: list[Result | None]) -> None:
@@ -269,7 +357,7 @@ def _fill(df: pd.DataFrame, results: list[Result | None]) -> None:
     df["flags"] = [r[4] for r in rows]
     df["_size"] = np.array([r[6] for r in rows], dtype=np.int64)
     df["_mtime_ns"] = np.array([r[7] for r in rows], dtype=np.int64)
-    bad = np.array([bool(r[5]) for r in rows])
+    bad = np.array([bool(r[5]) for r in rows], dtype=bool)
     df.loc[bad, "status"] = "rejected"
     df.loc[bad, "reason"] = [r[5] for r in rows if r[5]]
 
