@@ -16,7 +16,7 @@ from fer_core.export.bundle import load_bundle
 from fer_core.preprocess import to_uint8
 from fer_core.realtime.detect import DetectorConfig, create_detector
 from fer_core.realtime.roi import face_roi
-from fer_core.realtime.sources import IMAGE_SUFFIXES
+from fer_core.realtime.sources import IMAGE_SUFFIXES, special_file_kind
 from fer_core.taxonomy import MINORITY_CLASSES, canonical_label
 
 ECE_BINS = 15
@@ -36,6 +36,8 @@ def _list_dataset(data_dir: Path, classes: tuple[str, ...]) -> list[tuple[Path, 
                 continue
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 problems.append((str(f), f"not an image ({', '.join(IMAGE_SUFFIXES)})"))
+            elif kind := special_file_kind(f):
+                problems.append((str(f), f"{kind}, not a regular file (refused without opening it)"))
             else:
                 items.append((f, classes.index(label)))
     if problems:

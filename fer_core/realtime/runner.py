@@ -1,13 +1,16 @@
 """The realtime runner: source → detect → track/smooth → ROI → preprocess → ONNX → calibration → stabiliser →
-overlay / annotated video, per-frame CSV and events JSONL."""
+overlay / annotated video, per-frame CSV and events JSONL.
+
+Decoding, detection and classification (crop, preprocessing, ONNX) run on their own threads and overlap
+(:class:`~fer_core.realtime.pipeline.OrderedPipeline`); the stabiliser, the logs and the display stay on the calling
+thread, which sees every frame in source order. Outputs appear only when the run succeeds.
+"""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,14 +22,16 @@ from fer_core.config import FrozenModel
 from fer_core.export.bundle import BundleModel, load_bundle
 from fer_core.realtime.detect import DetectorConfig, create_detector
 from fer_core.realtime.keys import LABEL_KEYS, QUIT_KEYS, TUNING_KEYS, clamp, key_from_code, read_key_script
+from fer_core.realtime.latency import LatencyHistogram
+from fer_core.realtime.outputs import CSV_NAME, EVENTS_NAME, RunOutputs
 from fer_core.realtime.overlay import draw_overlay
+from fer_core.realtime.pipeline import BackgroundWorker, OrderedPipeline
 from fer_core.realtime.roi import face_roi
 from fer_core.realtime.sources import FrameSource, open_source
 from fer_core.realtime.stabilize import UNKNOWN, Stabilizer, StabilizerConfig
-from fer_core.realtime.track import IoUTracker, Track
+from fer_core.realtime.track import IoUTracker
 
 STAGES = ("decode", "detect", "preprocess", "infer", "stabilise")
-CSV_NAME, EVENTS_NAME, VIDEO_NAME = "frames.csv", "events.jsonl", "annotated.mp4"
 
 
 class RunnerConfig(FrozenModel):
@@ -44,6 +49,8 @@ class RunnerConfig(FrozenModel):
         per_class_temperature: calibrate with the per-class temperatures instead of the global T.
         max_frames: stop after this many frames.
         alpha_step, delta_step, threshold_step: live-tuning step sizes.
+        pipeline: overlap decoding, detection and classification on threads (``False``: one thread, in series).
+        depth: frames in flight at most when pipelined (bounds memory and latency; 3 keeps all three stages busy).
     """
 
     detector: DetectorConfig = DetectorConfig()
@@ -58,10 +65,16 @@ class RunnerConfig(FrozenModel):
     alpha_step: float = Field(0.05, gt=0)
     delta_step: float = Field(0.02, gt=0)
     threshold_step: float = Field(0.05, gt=0)
+    pipeline: bool = True
+    depth: int = Field(3, ge=1, le=64)
 
 
 class RunSummary(FrozenModel):
-    """What a run did: counts, throughput, per-stage latency percentiles (ms), and the files written."""
+    """What a run did: counts, throughput, per-stage and whole-frame latency percentiles (ms), and the files written.
+
+    ``latency_ms[stage]`` is the time a frame spent being worked on in that stage; ``frame_latency_ms`` is the time
+    from the start of its decoding to its stabilised label (waits between stages included).
+    """
 
     frames: int
     rows: int
@@ -69,10 +82,33 @@ class RunSummary(FrozenModel):
     label_changes: int
     fps: float
     latency_ms: dict[str, dict[str, float]]
+    frame_latency_ms: dict[str, float] = {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    pipeline: bool = False
     csv_path: Path
     events_path: Path
     video_path: Path | None
     quit_by_key: bool
+
+
+@dataclass(frozen=True)
+class _Face:
+    track_id: int
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray | None
+
+
+@dataclass
+class _Frame:
+    """One frame on its way through the stages (each stage fills its own fields)."""
+
+    idx: int
+    ts: float
+    image: np.ndarray
+    t0: float
+    ms: dict[str, float]
+    faces: list[_Face] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+    probs: np.ndarray | None = None
 
 
 def _resolve_display(cfg: RunnerConfig) -> str:
@@ -82,34 +118,77 @@ def _resolve_display(cfg: RunnerConfig) -> str:
     return "window" if has_display and cfg.keys_file is None else "video"
 
 
-class _Session:
-    """State of one run (kept out of :func:`run` so each step stays small)."""
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
 
-    def __init__(self, bundle: BundleModel, cfg: RunnerConfig, out_dir: Path, fps: float):
-        self.bundle, self.cfg, self.out_dir = bundle, cfg, out_dir
-        self.stab_cfg = cfg.stabilizer or StabilizerConfig(**(bundle.stabilizer or {}))
+
+def _frames(src: FrameSource, max_frames: int | None):
+    """The source as :class:`_Frame` items, each timed from the start of its decoding (runs on the source thread)."""
+    it, n = iter(src), 0
+    while max_frames is None or n < max_frames:
+        t0 = time.perf_counter()
+        item = next(it, None)
+        if item is None:
+            return
+        idx, ts, image = item
+        yield _Frame(idx, ts, image, t0, {"decode": _ms_since(t0)})
+        n += 1
+
+
+class _Detect:
+    """Detection stage (its own thread): detector every N frames, IoU tracking and box smoothing."""
+
+    def __init__(self, cfg: RunnerConfig):
         self.detector = create_detector(cfg.detector)
         self.tracker = IoUTracker(smooth=cfg.box_smooth)
+        self.every_n = cfg.detector.every_n
+
+    def __call__(self, f: _Frame) -> _Frame:
+        t0 = time.perf_counter()
+        if f.idx % self.every_n == 0:
+            tracks, f.dropped = self.tracker.update(self.detector.detect(f.image))
+        else:
+            tracks = self.tracker.carry()
+        # a snapshot: the tracks change on the next frame while this one is still being classified
+        f.faces = [_Face(t.track_id, t.box(), t.landmarks) for t in tracks]
+        f.ms["detect"] = _ms_since(t0)
+        return f
+
+
+class _Classify:
+    """Classification stage (its own thread): crop → preprocessing (the contract's order) → ONNX → calibration."""
+
+    def __init__(self, bundle: BundleModel, align: bool):
+        self.bundle, self.align = bundle, align
+        self.margin = bundle.spec.crop_margin
+
+    def __call__(self, f: _Frame) -> _Frame:
+        t0 = time.perf_counter()
+        crops = [face_roi(f.image, face.box, self.margin, face.landmarks, self.align) for face in f.faces]
+        x = np.stack([self.bundle.preprocess(c) for c in crops]) if crops else None
+        t1 = time.perf_counter()
+        k = len(self.bundle.classes)
+        f.probs = self.bundle.predict_proba(x) if x is not None else np.zeros((0, k), np.float32)
+        f.ms["preprocess"], f.ms["infer"] = (t1 - t0) * 1000.0, _ms_since(t1)
+        return f
+
+
+class _Session:
+    """The calling thread's part of a run: keys, stabilisers, logs, display (kept out of :func:`run`)."""
+
+    def __init__(self, bundle: BundleModel, cfg: RunnerConfig, out: RunOutputs, fps: float, keys: dict[int, list[str]]):
+        self.bundle, self.cfg, self.out, self.keys = bundle, cfg, out, keys
+        self.stab_cfg = cfg.stabilizer or StabilizerConfig(**(bundle.stabilizer or {}))
         self.stabs: dict[int, Stabilizer] = {}
         self.last_label: dict[int, int] = {}
         self.true_label: str | None = None
-        self.keys = read_key_script(cfg.keys_file) if cfg.keys_file else {}
         self.mode = _resolve_display(cfg)
         self.fps = fps if fps > 0 else 30.0
-        self.lat: dict[str, list[float]] = {s: [] for s in STAGES}
-        self.rows = self.no_face = self.changes = 0
+        self.lat = {s: LatencyHistogram() for s in STAGES}
+        self.frame_lat = LatencyHistogram()
+        self.rows = self.no_face = self.changes = self.frames = 0
         self.quit = False
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self._csv_f = open(out_dir / f"{CSV_NAME}.partial", "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._ev_f = open(out_dir / f"{EVENTS_NAME}.partial", "w", encoding="utf-8")  # noqa: SIM115
-        self.csv = csv.writer(self._csv_f)
-        classes = bundle.classes
-        self.csv.writerow(["timestamp_s", "frame", "track_id", "x", "y", "w", "h", *[f"p_{c}" for c in classes],
-                           "raw_label", "smoothed_label", "true_label", *[f"{s}_ms" for s in STAGES]])  # fmt: skip
-        self.writer: cv2.VideoWriter | None = None
-
-    def event(self, ts: float, frame: int, kind: str, **fields: Any) -> None:
-        self._ev_f.write(json.dumps({"t": round(ts, 6), "frame": frame, "type": kind, **fields}) + "\n")
+        self.video: BackgroundWorker | None = None
 
     def name(self, idx: int) -> str:
         return "unknown" if idx == UNKNOWN else self.bundle.classes[idx]
@@ -118,121 +197,113 @@ class _Session:
         """Apply one key: tuning change, operator label (1-7, 0 clear), or quit; each logged as an event."""
         if key in QUIT_KEYS:
             self.quit = True
-            self.event(ts, frame, "quit", key=key)
+            self.out.event(ts, frame, "quit", key=key)
         elif key in LABEL_KEYS:
             idx = int(key)
             if idx > len(self.bundle.classes):
                 return
             self.true_label = None if idx == 0 else self.bundle.classes[idx - 1]
-            self.event(ts, frame, "true_label", label=self.true_label, key=key)
+            self.out.event(ts, frame, "true_label", label=self.true_label, key=key)
         elif key in TUNING_KEYS:
-            field, sign = TUNING_KEYS[key]
-            step = {"alpha": self.cfg.alpha_step, "delta": self.cfg.delta_step}.get(field, self.cfg.threshold_step)
-            old = getattr(self.stab_cfg, field)
-            new = clamp(field, old + sign * step)
-            self.stab_cfg = self.stab_cfg.model_copy(update={field: new})
+            name, sign = TUNING_KEYS[key]
+            step = {"alpha": self.cfg.alpha_step, "delta": self.cfg.delta_step}.get(name, self.cfg.threshold_step)
+            old = getattr(self.stab_cfg, name)
+            new = clamp(name, old + sign * step)
+            self.stab_cfg = self.stab_cfg.model_copy(update={name: new})
             for s in self.stabs.values():
                 s.set_config(self.stab_cfg)
-            self.event(ts, frame, "tuning", param=field, old=old, value=new, key=key)
+            self.out.event(ts, frame, "tuning", param=name, old=old, value=new, key=key)
 
-    def close(self, ok: bool) -> Path | None:
-        self._csv_f.close()
-        self._ev_f.close()
-        video = None
-        if self.writer is not None:
-            self.writer.release()
-            video = self.out_dir / VIDEO_NAME
+    def stabilise(self, f: _Frame) -> list[tuple[int, int]]:
+        """Every classified frame, in source order, through its tracks' stabilisers: ``(raw, smoothed)`` labels."""
+        for tid in f.dropped:
+            self.stabs.pop(tid, None)
+            self.last_label.pop(tid, None)
+        out = []
+        k = len(self.bundle.classes)
+        for face, p in zip(f.faces, f.probs, strict=True):
+            stab = self.stabs.get(face.track_id)
+            if stab is None:
+                stab = self.stabs[face.track_id] = Stabilizer(self.stab_cfg, k, self.bundle.calibration.thresholds)
+            label = stab.update(p).label
+            prev = self.last_label.get(face.track_id, UNKNOWN)
+            if label != prev:
+                self.changes += 1
+                self.out.event(f.ts, f.idx, "label_change", track=face.track_id, label=self.name(label),
+                               previous=self.name(prev))  # fmt: skip
+            self.last_label[face.track_id] = label
+            out.append((int(np.argmax(p)), label))
+        return out
+
+    def consume(self, f: _Frame) -> None:
+        """Keys of this frame, the stabiliser, the CSV rows and the display of one frame."""
+        for key in self.keys.get(f.idx, []):  # scripted keys act on their own frame, before it is processed
+            self.handle_key(key, f.ts, f.idx)
+        t0 = time.perf_counter()
+        labels = self.stabilise(f)
+        f.ms["stabilise"] = _ms_since(t0)
+        frame_ms = _ms_since(f.t0)
+        for st in STAGES:
+            self.lat[st].add(f.ms[st])
+        self.frame_lat.add(frame_ms)
+        self._log_rows(f, labels, [*(f"{f.ms[st]:.3f}" for st in STAGES), f"{frame_ms:.3f}"])
+        self.frames += 1
+        self._present(f, labels)
+
+    def _log_rows(self, f: _Frame, labels: list[tuple[int, int]], lat: list[str]) -> None:
+        truth = self.true_label or ""
+        for face, p, (raw, lab) in zip(f.faces, f.probs, labels, strict=True):
+            self.out.csv.writerow([f"{f.ts:.6f}", f.idx, face.track_id, *[f"{v:.1f}" for v in face.box],
+                                   *[f"{v:.6f}" for v in p], self.name(raw), self.name(lab), truth, *lat])  # fmt: skip
+        if not f.faces:
+            self.no_face += 1
+            blank = [""] * (4 + len(self.bundle.classes))
+            self.out.csv.writerow([f"{f.ts:.6f}", f.idx, -1, *blank, "", "unknown", truth, *lat])
+        self.rows += max(1, len(f.faces))
+
+    def _present(self, f: _Frame, labels: list[tuple[int, int]]) -> None:
+        if self.mode == "none":
+            return
+        items = [{"box": face.box, "track": face.track_id, "label": self.name(lab), "prob": float(p.max())}
+                 for face, p, (_, lab) in zip(f.faces, f.probs, labels, strict=True)]  # fmt: skip
         if self.mode == "window":
-            cv2.destroyAllWindows()
-        if ok:  # partial files stay for inspection after a crash
-            os.replace(self.out_dir / f"{CSV_NAME}.partial", self.out_dir / CSV_NAME)
-            os.replace(self.out_dir / f"{EVENTS_NAME}.partial", self.out_dir / EVENTS_NAME)
-            if video is not None:
-                os.replace(self.out_dir / f"partial.{VIDEO_NAME}", video)
+            cv2.imshow("ferflow", draw_overlay(f.image, items, self.stab_cfg, self.true_label))
+            key = key_from_code(cv2.waitKey(1))
+            if key is not None:
+                self.handle_key(key, f.ts, f.idx)
+            return
+        job = (f.image, items, self.stab_cfg, self.true_label)
+        if self.video is None and self.cfg.pipeline:  # overlay + encoding overlap the next frames
+            self.video = BackgroundWorker(self._write_video, maxsize=2, name="video")
+        if self.video is not None:
+            self.video.submit(job)
+        else:
+            self._write_video(job)
+
+    def _write_video(self, job: tuple[Any, ...]) -> None:
+        image, items, stab_cfg, truth = job
+        self.out.write_video(draw_overlay(image, items, stab_cfg, truth), self.fps)
+
+    def finish(self, ok: bool) -> Path | None:
+        """Flush the video writer, then commit every file (``ok``) or remove them all."""
+        try:
+            if self.video is not None and ok:
+                self.video.finish()
+            elif self.video is not None:
+                self.video.abort()
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if self.mode == "window":
+                cv2.destroyAllWindows()
+            video = self.out.commit() if ok else self.out.discard()
         return video
 
 
-def _timed(it: Iterator[Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    item = next(it, None)
-    return item, (time.perf_counter() - t0) * 1000.0
-
-
-def _detect_and_crop(s: _Session, idx: int, frame: np.ndarray) -> tuple[list[Track], np.ndarray | None, float, float]:
-    t0 = time.perf_counter()
-    if idx % s.cfg.detector.every_n == 0:
-        tracks, dropped = s.tracker.update(s.detector.detect(frame))
-        for tid in dropped:
-            s.stabs.pop(tid, None)
-            s.last_label.pop(tid, None)
-    else:
-        tracks = s.tracker.carry()
-    t1 = time.perf_counter()
-    x = None
-    if tracks:
-        m = s.bundle.spec.crop_margin
-        x = np.stack([s.bundle.preprocess(face_roi(frame, t.box(), m, t.landmarks, s.cfg.align)) for t in tracks])
-    return tracks, x, (t1 - t0) * 1000.0, (time.perf_counter() - t1) * 1000.0
-
-
-def _stabilise(s: _Session, tracks: list[Track], probs: np.ndarray, ts: float, idx: int) -> list[tuple[int, int]]:
-    out = []
-    k = len(s.bundle.classes)
-    for t, p in zip(tracks, probs, strict=True):
-        stab = s.stabs.get(t.track_id)
-        if stab is None:
-            stab = s.stabs[t.track_id] = Stabilizer(s.stab_cfg, k, s.bundle.calibration.thresholds)
-        label = stab.update(p).label
-        prev = s.last_label.get(t.track_id, UNKNOWN)
-        if label != prev:
-            s.changes += 1
-            s.event(ts, idx, "label_change", track=t.track_id, label=s.name(label), previous=s.name(prev))
-        s.last_label[t.track_id] = label
-        out.append((int(np.argmax(p)), label))
-    return out
-
-
-def _process(s: _Session, idx: int, ts: float, frame: np.ndarray, dec_ms: float) -> list[dict[str, Any]]:
-    """One frame through detection → inference → stabiliser; returns the overlay items and writes CSV rows."""
-    tracks, x, det_ms, pre_ms = _detect_and_crop(s, idx, frame)
-    t0 = time.perf_counter()
-    probs = s.bundle.predict_proba(x) if x is not None else np.zeros((0, len(s.bundle.classes)), np.float32)
-    t1 = time.perf_counter()
-    labels = _stabilise(s, tracks, probs, ts, idx)
-    stab_ms = (time.perf_counter() - t1) * 1000.0
-    ms = [dec_ms, det_ms, pre_ms, (t1 - t0) * 1000.0, stab_ms]
-    for st, v in zip(STAGES, ms, strict=True):
-        s.lat[st].append(v)
-    lat = [f"{v:.3f}" for v in ms]
-    truth = s.true_label or ""
-    items = []
-    for t, p, (raw, lab) in zip(tracks, probs, labels, strict=True):
-        box = t.box()
-        s.csv.writerow([f"{ts:.6f}", idx, t.track_id, *[f"{v:.1f}" for v in box], *[f"{v:.6f}" for v in p],
-                        s.name(raw), s.name(lab), truth, *lat])  # fmt: skip
-        items.append({"box": box, "track": t.track_id, "label": s.name(lab), "prob": float(p.max())})
-    if not tracks:
-        s.no_face += 1
-        blank = [""] * (4 + len(s.bundle.classes))
-        s.csv.writerow([f"{ts:.6f}", idx, -1, *blank, "", "unknown", truth, *lat])
-    s.rows += max(1, len(tracks))
-    return items
-
-
-def _present(s: _Session, idx: int, ts: float, frame: np.ndarray, items: list[dict[str, Any]]) -> None:
-    if s.mode == "none":
-        return
-    img = draw_overlay(frame, items, s.stab_cfg, s.true_label)
-    if s.mode == "window":
-        cv2.imshow("ferflow", img)
-        key = key_from_code(cv2.waitKey(1))
-        if key is not None:
-            s.handle_key(key, ts, idx)
-        return
-    if s.writer is None:
-        path = s.out_dir / f"partial.{VIDEO_NAME}"
-        s.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), s.fps, (img.shape[1], img.shape[0]))
-    s.writer.write(img)
+def _csv_header(classes: tuple[str, ...]) -> list[str]:
+    return ["timestamp_s", "frame", "track_id", "x", "y", "w", "h", *[f"p_{c}" for c in classes], "raw_label",
+            "smoothed_label", "true_label", *[f"{s}_ms" for s in STAGES], "frame_ms"]  # fmt: skip
 
 
 def run(
@@ -245,7 +316,8 @@ def run(
     ``annotated.mp4`` into ``out_dir``.
 
     The bundle's manifest is verified before anything loads; a frame without a face logs one row with track ``-1``
-    and label ``unknown``.
+    and label ``unknown``. The files are written under temporary names and renamed into place only when the run
+    succeeds (a quit key is a success); on any error they are removed, and ``out_dir`` too if the run created it.
 
     Raises:
         BundleError: the bundle is missing, tampered with or inconsistent.
@@ -253,39 +325,37 @@ def run(
         DataIntegrityError: an unreadable video or image.
     """
     bundle = load_bundle(bundle_dir, threads=cfg.threads, per_class_temperature=cfg.per_class_temperature)
+    keys = read_key_script(cfg.keys_file) if cfg.keys_file else {}  # refused before any file is created
+    stages = [("detect", _Detect(cfg)), ("classify", _Classify(bundle, cfg.align))]
     src = source if isinstance(source, FrameSource) else open_source(source)
-    s = _Session(bundle, cfg, Path(out_dir), src.fps)
-    s.event(0.0, -1, "session_start", source=src.name, classes=list(bundle.classes), fps=s.fps,
-            stabilizer=s.stab_cfg.model_dump(), config=cfg.model_dump(mode="json"))  # fmt: skip
-    ok, frames, ts = False, 0, 0.0
+    try:
+        out = RunOutputs(Path(out_dir), _csv_header(bundle.classes))
+    except BaseException:
+        src.close()
+        raise
+    s = _Session(bundle, cfg, out, src.fps, keys)
+    ok = False
     t_start = time.perf_counter()
     try:
-        it = iter(src)
-        while not s.quit and (cfg.max_frames is None or frames < cfg.max_frames):
-            item, dec_ms = _timed(it)
-            if item is None:
-                break
-            idx, ts, frame = item
-            for key in s.keys.get(idx, []):  # scripted keys act on their own frame, before it is processed
-                s.handle_key(key, ts, idx)
-            items = _process(s, idx, ts, frame, dec_ms)
-            _present(s, idx, ts, frame, items)
-            frames += 1
-        s.event(ts, frames - 1, "session_end", frames=frames)
+        out.event(0.0, -1, "session_start", source=src.name, classes=list(bundle.classes), fps=s.fps,
+                  stabilizer=s.stab_cfg.model_dump(), config=cfg.model_dump(mode="json"))  # fmt: skip
+        last_ts = 0.0
+        with OrderedPipeline(_frames(src, cfg.max_frames), stages, cfg.depth, threaded=cfg.pipeline) as pipe:
+            for f in pipe:
+                s.consume(f)
+                last_ts = f.ts
+                if s.quit:
+                    break
+        out.event(last_ts, s.frames - 1, "session_end", frames=s.frames)
         ok = True
     finally:
         src.close()
-        video = s.close(ok)
+        video = s.finish(ok)
     wall = time.perf_counter() - t_start
     return RunSummary(
-        frames=frames, rows=s.rows, no_face_frames=s.no_face, label_changes=s.changes,
-        fps=frames / wall if wall > 0 else 0.0, latency_ms=_percentiles(s.lat),
-        csv_path=s.out_dir / CSV_NAME, events_path=s.out_dir / EVENTS_NAME, video_path=video, quit_by_key=s.quit,
+        frames=s.frames, rows=s.rows, no_face_frames=s.no_face, label_changes=s.changes,
+        fps=s.frames / wall if wall > 0 else 0.0,
+        latency_ms={st: {k: v for k, v in h.summary().items() if k != "max"} for st, h in s.lat.items()},
+        frame_latency_ms=s.frame_lat.summary(), pipeline=cfg.pipeline, csv_path=out.out_dir / CSV_NAME,
+        events_path=out.out_dir / EVENTS_NAME, video_path=video, quit_by_key=s.quit,
     )  # fmt: skip
-
-
-def _percentiles(lat: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    return {
-        k: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))} if v else {"p50": 0.0, "p99": 0.0}
-        for k, v in lat.items()
-    }

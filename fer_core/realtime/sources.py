@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,22 @@ from fer_core.errors import ConfigError, DataIntegrityError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 Frame = tuple[int, float, np.ndarray]
+
+
+def special_file_kind(path: Path) -> str | None:
+    """``None`` for a regular file (or a link to one), else what it is (``"FIFO"``, ``"socket"``, ...).
+
+    Checked by ``stat`` alone: opening a FIFO to read it would block until something writes to it.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"unreadable entry ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISFIFO: "FIFO", stat.S_ISSOCK: "socket", stat.S_ISCHR: "character device",
+             stat.S_ISBLK: "block device", stat.S_ISDIR: "folder"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "special file")
 
 
 class FrameSource:
@@ -83,7 +100,8 @@ class FolderSource(FrameSource):
 
     Raises:
         ConfigError: the folder does not exist or holds no image.
-        DataIntegrityError: an image cannot be decoded (raised when that frame is reached, naming the file).
+        DataIntegrityError: an entry named like an image is a FIFO, socket, device or folder (refused up front,
+            without opening it); an image cannot be decoded (raised when that frame is reached, naming the file).
     """
 
     def __init__(self, folder: Path, fps: float = 30.0):
@@ -92,6 +110,13 @@ class FolderSource(FrameSource):
         self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise ConfigError(f"image folder {folder} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+        special = [(str(p), f"{kind}, not an image file") for p in self.files if (kind := special_file_kind(p))]
+        if special:
+            raise DataIntegrityError(
+                f"image folder {folder} holds {len(special)} entr{'y' if len(special) == 1 else 'ies'} named like "
+                f"images that are not regular files (first: {special[0][0]}, a {special[0][1]}); remove them",
+                special,
+            )
         self.fps = fps
         self.name = str(folder)
 
