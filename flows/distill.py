@@ -1,80 +1,95 @@
-"""``distill`` (one student), ``distill_sweep`` (Ray Tune across seeds) and ``nested_learning``."""
+"""The students stage: ``distill`` (the packaged family's seed units, plus the sweep and Nested Learning when the
+profile enables them, all submitted at once), and ``distill_sweep`` / ``nested_learning`` on their own."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._common import out_root
-from flows.config import PipelineConfig, resolve
-from flows.ensemble import tune_ensemble_flow
+from flows._common import out_root, run_name, upstream_of_students
+from flows.teachers import UNIT_SUBMITTERS
+from tasks.contracts import EnsembleResult, IndexRef, StudentRun, StudentsResult, SweepResult, TeacherRun
 from tasks.distill import distill_student, distill_sweep_task
 from tasks.nested import nested_student
+from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 
 
-def distill_students(cfg: PipelineConfig, up: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
-    """One distilled student of the configured recipe per seed (each run cached by its inputs)."""
-    d = up["data"]
-    return [
-        distill_student(cfg.student.train, cfg.student.distill, seed, up["teachers"], up["ensemble"],
-                        d["index_path"], d["index_sha256"], cfg.data.preprocess, out_root())
-        for seed in seeds
-    ]  # fmt: skip
-
-
-@flow(name="distill", log_prints=True)
-def distill_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Distil the student from precomputed teacher logits, one run per configured seed."""
-    cfg = resolve(config, config_path)
-    up = tune_ensemble_flow(cfg)
-    students = distill_students(cfg, up, cfg.student.seeds)
+def students_stage(
+    cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun], ensemble: EnsembleResult,
+    seeds: list[int] | None = None,
+) -> StudentsResult:  # fmt: skip
+    """Every student unit of the profile submitted concurrently: seeds, sweep trials, Nested Learning seeds."""
+    st, spec, root = cfg.student, cfg.data.preprocess, out_root()
+    units = [distill_student.submit(st, s, teachers, ensemble, index, spec, root) for s in seeds or st.seeds]
+    sweep = distill_sweep_task.submit(st, teachers, ensemble, index, spec, root) if st.sweep.enabled else None
+    nested = [nested_student.submit(st, s, teachers, ensemble, index, spec, root) for s in st.seeds] if st.nested else []
+    students: list[StudentRun] = [u.result() for u in units]
     for s in students:
-        print(f"student {s['name']}: val macro-F1 {s['val_metrics']['macro_f1']:.3f} (run {s['mlflow_run_id']})")
-    return {**up, "students": students}
-
-
-@flow(name="distill_sweep", log_prints=True)
-def distill_sweep_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each config to the baseline."""
-    cfg = resolve(config, config_path)
-    up = tune_ensemble_flow(cfg)
-    d = up["data"]
-    sweep = distill_sweep_task(
-        cfg.student.train,
-        cfg.student.distill,
-        cfg.student.sweep,
-        up["teachers"],
-        up["ensemble"],
-        d["index_path"],
-        d["index_sha256"],
-        cfg.data.preprocess,
-        out_root(),
+        print(f"student {s.name}: val macro-F1 {s.val_metrics['macro_f1']:.3f} on {s.worker_node}")
+    return StudentsResult(
+        students=students, sweep=sweep.result() if sweep else None, nested=[n.result() for n in nested]
     )
-    for row in sweep["table"]:
+
+
+@flow(
+    name="distill",
+    flow_run_name=run_name("students"),
+    task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
+    log_prints=True,
+)
+def distill_flow(
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> StudentsResult:
+    """Distil the profile's student for each seed from the teachers' logits (needs teachers and ensemble).
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    cfg = resolve_profile(profile, overrides, config)
+    return students_stage(cfg, *upstream_of_students(cfg))
+
+
+@flow(name="distill_sweep", flow_run_name=run_name("distillation sweep"), log_prints=True)
+def distill_sweep_flow(
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> SweepResult:
+    """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each family with the baseline.
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    cfg = resolve_profile(profile, overrides, config)
+    index, teachers, ensemble = upstream_of_students(cfg)
+    sweep = distill_sweep_task(cfg.student, teachers, ensemble, index, cfg.data.preprocess, out_root())
+    for row in sweep.table:
         print(row)
-    return {**up, "sweep": sweep}
+    return sweep
 
 
-@flow(name="nested_learning", log_prints=True)
-def nested_learning_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Nested Learning student runs (memory-bounded deep optimizer) with KD/DKD and the smoke gates."""
-    cfg = resolve(config, config_path)
-    up = tune_ensemble_flow(cfg)
-    d = up["data"]
-    runs = [
-        nested_student(
-            cfg.student.train,
-            cfg.student.distill,
-            cfg.student.nested,
-            seed,
-            up["teachers"],
-            up["ensemble"],
-            d["index_path"],
-            d["index_sha256"],
-            cfg.data.preprocess,
-            out_root(),
-        )
-        for seed in cfg.student.seeds
+@flow(
+    name="nested_learning",
+    flow_run_name=run_name("nested learning"),
+    task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
+    log_prints=True,
+)
+def nested_learning_flow(
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> list[dict]:
+    """Nested Learning students (memory-bounded deep optimizer), one unit per seed.
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    cfg = resolve_profile(profile, overrides, config)
+    index, teachers, ensemble = upstream_of_students(cfg)
+    st = cfg.student
+    futures = [
+        nested_student.submit(st, s, teachers, ensemble, index, cfg.data.preprocess, out_root()) for s in st.seeds
     ]
-    return {**up, "nested": runs}
+    return [f.result() for f in futures]

@@ -1,27 +1,35 @@
-"""``tune_ensemble``: Ray Tune over teacher weights x temperature x seeds on cached validation logits."""
+"""``tune_ensemble``: Ray Tune over teacher weights x temperature x seeds on the teachers' cached logits."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
-from flows._common import out_root
-from flows.config import PipelineConfig, resolve
-from flows.teachers import train_teachers_flow
+from flows._common import out_root, require_index, require_teachers, run_name
+from tasks.contracts import EnsembleResult, IndexRef, TeacherRun
 from tasks.ensemble import tune_ensemble_task
+from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 
 
-@flow(name="tune_ensemble", log_prints=True)
-def tune_ensemble_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Best ensemble (weights, T) by validation macro-F1 with ECE as tie-break, as one MLflow parent run."""
-    cfg = resolve(config, config_path)
-    up = train_teachers_flow(cfg)
+def ensemble_stage(cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun]) -> EnsembleResult:
+    """The best ensemble by validation macro-F1 (near-ties by NLL), one MLflow parent run."""
     names = [t.name for t in cfg.teachers.teachers]
-    d = up["data"]
-    best = tune_ensemble_task(
-        up["teachers"], names, cfg.ensemble.weight_step, cfg.ensemble.temperatures, cfg.ensemble.trials,
-        d["index_path"], d["index_sha256"], out_root(), cfg.ensemble.f1_tolerance,
-    )  # fmt: skip
-    print(f"ensemble: weights {best['weights']} T={best['temperature']} val macro-F1 {best['metrics']['macro_f1']:.3f}")
-    return {**up, "ensemble": best}
+    best = tune_ensemble_task(cfg.ensemble, teachers, names, index, out_root())
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in zip(best.teacher_names, best.weights, strict=True))
+    print(f"ensemble: {weights}, T={best.temperature}, val macro-F1 {best.metrics['macro_f1']:.3f}")
+    return best
+
+
+@flow(name="tune_ensemble", flow_run_name=run_name("ensemble"), log_prints=True)
+def tune_ensemble_flow(
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> EnsembleResult:
+    """Tune the teachers' ensemble weights and temperature across teacher seeds (needs the teachers stage).
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    cfg = resolve_profile(profile, overrides, config)
+    index = require_index(cfg)
+    return ensemble_stage(cfg, index, require_teachers(cfg, index))

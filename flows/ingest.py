@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from prefect import flow
 
 from fer_core.data.ingest import IngestConfig, build_index
-from fer_core.errors import ConfigError
-from flows.config import PipelineConfig, resolve
+from flows._common import run_name
+from tasks.contracts import IndexRef
 from tasks.data import (
     augment_task,
     collect_source_task,
@@ -20,13 +17,17 @@ from tasks.data import (
     validate_task,
     write_task,
 )
+from tasks.profile import PipelineConfig, Profile, RunOverrides, effective_ingest, resolve_profile, synth_dir
 from tasks.publish import publish_index
-from tasks.settings import Settings
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(cfg: IngestConfig) -> dict[str, Any]:
-    """Build and write the dataset index for ``cfg`` (a failed gate writes nothing)."""
+def ingest_flow(cfg: IngestConfig) -> IndexRef:
+    """Build and write the dataset index for ``cfg`` (a failed gate writes nothing).
+
+    Args:
+        cfg: sources, splits, quality gates and augmentation of the index to build.
+    """
     import pandas as pd
 
     records = pd.concat([collect_source_task(s) for s in cfg.sources], ignore_index=True)
@@ -35,36 +36,12 @@ def ingest_flow(cfg: IngestConfig) -> dict[str, Any]:
     records, leakage = group_split_task(records, cfg)
     index = augment_task(build_index(records), cfg)
     out = write_task(index, records, leakage, cfg)
-    print(f"index {out['index_path']}: {len(index)} rows, sha256 {out['index_sha256'][:12]}")
+    print(f"index {out.index_path}: {len(index)} rows, sha256 {out.index_sha256[:12]}")
     return out
 
 
-SYNTH_SOURCE = "@synth"
-
-
-def effective_ingest(cfg: PipelineConfig) -> IngestConfig:
-    """Relative output folders live in ``$FERFLOW_HOME``; a source path ``@synth`` is the rendered synthetic folder."""
-    home = Settings.from_env().home
-    ing = cfg.data.ingest
-    out = ing.out_dir if ing.out_dir.is_absolute() else home / ing.out_dir
-    sources = []
-    for s in ing.sources:
-        if str(s.path) == SYNTH_SOURCE:  # the rendered synthetic folder of this profile
-            sources.append(s.model_copy(update={"path": synth_dir(cfg)}))
-        else:
-            sources.append(s if s.path.is_absolute() else s.model_copy(update={"path": Path.cwd() / s.path}))
-    return ing.model_copy(update={"out_dir": out, "sources": sources})
-
-
-def synth_dir(cfg: PipelineConfig) -> Path:
-    s = cfg.data.synth
-    if s is None:
-        raise ConfigError("this profile has no data.synth section")
-    return Settings.from_env().home / "data" / f"synth-n{s.per_class}-px{s.size}-seed{s.seed}"
-
-
-def ingest_stage(cfg: PipelineConfig) -> dict[str, Any]:
-    """The pipeline's first stage: render synthetic data if asked, then ingest unless an identical index exists."""
+def ingest_stage(cfg: PipelineConfig) -> IndexRef:
+    """Render synthetic data if the profile asks, then ingest unless an identical, verified index exists."""
     if cfg.data.synth is not None:
         s = cfg.data.synth
         render_synthetic(str(synth_dir(cfg)), s.per_class, s.size, s.seed)
@@ -73,7 +50,16 @@ def ingest_stage(cfg: PipelineConfig) -> dict[str, Any]:
     return publish_index(data, cfg.publish_uri) if cfg.publish_uri else data
 
 
-@flow(name="ingest_pipeline", log_prints=True)
-def ingest_pipeline_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """The ingest stage of a pipeline profile (deployment entry point)."""
-    return ingest_stage(resolve(config, config_path))
+@flow(name="ingest_stage", flow_run_name=run_name("ingest"), log_prints=True)
+def ingest_pipeline_flow(
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> IndexRef:
+    """The ingest stage of a profile: dataset index, manifest, findings and balance report.
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    return ingest_stage(resolve_profile(profile, overrides, config))
+

@@ -1,51 +1,49 @@
-"""``replicate`` (nightly): N seeds of the current configuration, calibrated, compared with the champion's seeds."""
+"""``replicate`` (nightly): seeds of the profile's student recipe, calibrated, compared with the champion's seeds."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-import numpy as np
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
 
-from flows.config import PipelineConfig, resolve
-from flows.distill import distill_students
-from flows.ensemble import tune_ensemble_flow
-from tasks._mlflow import ferflow_run
-from tasks.calibrate import calibrate_student
-from tasks.distill import compare_seeds
-from tasks.replicate import champion_seed_scores
+from flows._common import run_name, upstream_of_students
+from flows.calibrate import calibrate_stage
+from flows.distill import students_stage
+from flows.teachers import UNIT_SUBMITTERS
+from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from tasks.replicate import ReplicationResult, replication_report
+
+DEFAULT_SEEDS = [1000, 1001, 1002, 1003, 1004]
 
 
-@flow(name="replicate", log_prints=True)
+@flow(
+    name="replicate",
+    flow_run_name=run_name("replicate"),
+    task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
+    log_prints=True,
+)
 def replicate_flow(
-    config: PipelineConfig | None = None, config_path: str | None = None, n_seeds: int = 5
-) -> dict[str, Any]:
-    """Retrain and calibrate ``n_seeds`` students of the configured recipe; statistics against the champion."""
-    cfg = resolve(config, config_path)
-    up = tune_ensemble_flow(cfg)
-    d = up["data"]
-    seeds = list(range(1000, 1000 + n_seeds))
-    runs = distill_students(cfg, up, seeds)
-    cal = [calibrate_student(r, cfg.calibrate, d["index_path"], d["index_sha256"]) for r in runs]
-    ours = np.array([c["after"]["macro_f1"] for c in cal])
-    champ = champion_seed_scores(cfg.package.model_name)
-    lines = [
-        f"# Nightly replication ({n_seeds} seeds)",
-        "",
-        f"Candidate test macro-F1: {ours.mean():.4f} ± {ours.std(ddof=1) if len(ours) > 1 else 0:.4f}",
-    ]
-    stats: dict[str, Any] = {}
-    if champ is not None and len(champ) >= 2:
-        n = min(len(champ), len(ours))
-        stats = compare_seeds(ours[:n], champ[:n], "candidate", "champion")
-        lines.append(stats["verdict"])
-    else:
-        lines.append("No champion with >= 2 seed runs in the registry yet: nothing to compare against.")
-    md = "\n\n".join(lines)
-    create_markdown_artifact(key="replication-report", markdown=md)
-    with ferflow_run("replicate", dataset_sha256=d["index_sha256"], run_name="replicate") as (_, sink):
-        sink.log_text(md, "replication_report.md")
-        sink.log_metrics({"macro_f1_mean": float(ours.mean())})
-    print(md)
-    return {"seeds": seeds, "macro_f1": ours.tolist(), "stats": stats, "report": md}
+    profile: Profile = "demo",
+    seeds: Annotated[list[int], Field(min_length=2, max_length=64)] = DEFAULT_SEEDS,
+    overrides: RunOverrides | None = None,
+    config: PipelineConfig | None = None,
+) -> ReplicationResult:
+    """Retrain and calibrate one student per seed (all submitted at once); statistics against the champion's seeds.
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        seeds: Student seeds to train, at least 2 (a paired test needs two); one unit per seed.
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    cfg = resolve_profile(profile, overrides, config)
+    index, teachers, ensemble = upstream_of_students(cfg)
+    runs = students_stage(cfg.model_copy(update={"student": cfg.student.model_copy(
+        update={"sweep": cfg.student.sweep.model_copy(update={"enabled": False}), "nested": None})}),
+        index, teachers, ensemble, seeds=list(seeds))  # fmt: skip
+    calibrated = calibrate_stage(cfg, index, runs.students)
+    result = replication_report(cfg.package.model_name, list(seeds), calibrated, index)
+    print(result.report)
+    return result

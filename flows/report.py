@@ -6,16 +6,27 @@ from typing import Any
 
 from prefect import flow
 
-from flows.config import PipelineConfig, resolve
+from flows._common import run_name
+from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.report import build_report
 
 
-@flow(name="report", log_prints=True)
+@flow(name="report", flow_run_name=run_name("report"), log_prints=True)
 def report_flow(
-    config: PipelineConfig | None = None, config_path: str | None = None, out_dir: str | None = None
+    profile: Profile = "demo",
+    overrides: RunOverrides | None = None,
+    config: PipelineConfig | None = None,
+    out_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Read every run of the profile back from MLflow (nothing is retrained) and write the report."""
-    cfg = resolve(config, config_path)
+    """Read every run of the profile back from MLflow (nothing is retrained) and write the report.
+
+    Args:
+        profile: The shipped profile to report on (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+        out_dir: Folder for report.md, report.json and the figures (default: $FERFLOW_HOME/reports/<profile>).
+    """
+    cfg = resolve_profile(profile, overrides, config)
     res = build_report(cfg, out_dir)
     print(f"report {res['report']} (MLflow run {res['mlflow_run_id']})")
     for k, v in res["headline"].items():

@@ -1,27 +1,47 @@
-"""``train_teachers``: one task per (teacher, seed) over the ingested index."""
+"""``train_teachers``: every (teacher, seed) unit submitted at once and placed on Ray by the stage's resources."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._common import out_root
-from flows.config import PipelineConfig, resolve
-from flows.ingest import ingest_stage
+from flows._common import out_root, require_index, run_name
+from tasks.contracts import IndexRef, TeacherRun
+from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.teachers import train_teacher
 
+# Threads only wait on Ray; Ray decides how many units actually run at once.
+UNIT_SUBMITTERS = 64
 
-@flow(name="train_teachers", log_prints=True)
-def train_teachers_flow(config: PipelineConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Train every teacher for every seed (cached by index hash and config); logits are exported by sample_id."""
-    cfg = resolve(config, config_path)
-    data = ingest_stage(cfg)
-    runs = [
-        train_teacher(t.name, t.train, seed, data["index_path"], data["index_sha256"], cfg.data.preprocess, out_root())
+
+def teachers_stage(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
+    """Submit every (teacher, seed) unit concurrently and wait for all of them."""
+    futures = [
+        train_teacher.submit(t, seed, cfg.teachers.resources, index, cfg.data.preprocess, out_root())
         for seed in cfg.teachers.seeds
         for t in cfg.teachers.teachers
     ]
+    runs = [f.result() for f in futures]
     for r in runs:
-        print(f"teacher {r['name']}: val macro-F1 {r['val_metrics']['macro_f1']:.3f} (run {r['mlflow_run_id']})")
-    return {"data": data, "teachers": runs}
+        print(f"teacher {r.name}: val macro-F1 {r.val_metrics['macro_f1']:.3f} on {r.worker_node}")
+    return runs
+
+
+@flow(
+    name="train_teachers",
+    flow_run_name=run_name("teachers"),
+    task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
+    log_prints=True,
+)
+def train_teachers_flow(
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> list[TeacherRun]:
+    """Train every teacher for every seed on the profile's index; each (teacher, seed) is its own unit on Ray.
+
+    Args:
+        profile: The shipped profile to run (configs/<profile>.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
+    """
+    cfg = resolve_profile(profile, overrides, config)
+    return teachers_stage(cfg, require_index(cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from tasks._placement import placement_tags
 from tasks.settings import Settings
 
 EXPERIMENT = "ferflow"
@@ -33,6 +35,14 @@ def configure_tracking(settings: Settings | None = None) -> str:
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # lost a creation race
             mlflow.create_experiment(EXPERIMENT, artifact_location=_as_uri(artifacts) if artifacts else None)
     return uri
+
+
+def run_link(tracking_uri: str, run_id: str) -> str:
+    """A Markdown link to a run in the MLflow UI when the tracking URI is a server, else the run id in code."""
+    if tracking_uri.startswith(("http://", "https://")):
+        exp = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+        return f"[{run_id[:8]}]({tracking_uri.rstrip('/')}/#/experiments/{exp}/runs/{run_id})"
+    return f"`{run_id[:8]}`"
 
 
 def _as_uri(location: str) -> str:
@@ -117,6 +127,9 @@ def ferflow_run(
         "ferflow.config_hash": config_hash,
         "ferflow.parent": parent,
         "mlflow.runName": run_name or stage,
+        "ferflow.host": socket.gethostname(),
+        "ferflow.pid": str(os.getpid()),
+        **placement_tags(),
         **(extra_tags or {}),
     }
     run = client.create_run(exp.experiment_id, tags=tags)

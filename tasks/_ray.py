@@ -1,28 +1,67 @@
-"""Ray glue: connect to the configured cluster or start a bounded local one."""
+"""Ray glue: connect to the configured cluster or start a bounded local one on loopback, once per process."""
 
 from __future__ import annotations
 
 import os
+import threading
 
 import ray
 
 from tasks.settings import Settings
 
+# Variables a unit needs on whatever node it lands: where ferflow keeps state and which servers it talks to.
+FORWARDED_ENV = (
+    "FERFLOW_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "FERFLOW_ARTIFACTS",
+)
+
+_lock = threading.Lock()
+
+
+def forwarded_env(settings: Settings) -> dict[str, str]:
+    """The driver's settings as environment variables for Ray workers (the job's runtime environment)."""
+    from tasks._cache import code_version_of_checkout
+
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    env["FERFLOW_CODE_VERSION"] = code_version_of_checkout()
+    env.setdefault("FERFLOW_HOME", str(settings.home))
+    env.setdefault("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    return env
+
 
 def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) -> None:
-    """Initialise Ray once per process: ``FERFLOW_RAY_ADDRESS`` if set, else a local node with a bounded store."""
-    if ray.is_initialized():
-        return
-    settings = settings or Settings.from_env()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, ignore_reinit_error=True, log_to_driver=False)
-        return
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count(),
-        object_store_memory=settings.ray_object_store_mb * 1024 * 1024,
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    """Initialise Ray once per process (thread-safe: stage units submit from several threads).
+
+    ``FERFLOW_RAY_ADDRESS`` when set (a cluster: the local stack's or a real one), else a local node sized to the
+    machine (``num_cpus`` slots, default every core) with a bounded object store, bound to 127.0.0.1 like the stack.
+    """
+    with _lock:
+        if ray.is_initialized():
+            return
+        settings = settings or Settings.from_env()
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        runtime_env = {"env_vars": forwarded_env(settings)}
+        if settings.ray_address:
+            ray.init(
+                address=settings.ray_address,
+                runtime_env=runtime_env,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            return
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            object_store_memory=settings.ray_object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env=runtime_env,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            configure_logging=False,
+        )

@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from fer_core.calibrate.pipeline import CalibrationConfig, calibrate
 from fer_core.io import sha256_file
 from fer_core.logits.store import align_logits, read_logits
+from tasks._cache import CODE_AWARE
 from tasks._data import load_index
 from tasks._mlflow import MlflowSink, configure_tracking
+from tasks.contracts import CalibratedStudent, IndexRef, StudentRun, find_result, save_result
 
 
 def split_logits(logits_path: str, index_path: str, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -27,17 +28,21 @@ def split_logits(logits_path: str, index_path: str, index_sha256: str, split: st
     return z, rows["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
 
 
-@task(name="calibrate_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
-def calibrate_student(
-    student: dict[str, Any], cfg: CalibrationConfig, index_path: str, index_sha256: str
-) -> dict[str, Any]:
+def find_calibrated(student: StudentRun) -> CalibratedStudent | None:
+    """The calibration a finished ``calibrate`` stage left beside ``student``, or None."""
+    return find_result(Path(student.out_dir) / "calibration", CalibratedStudent)
+
+
+@task(name="calibrate_student", cache_policy=CODE_AWARE, persist_result=True, task_run_name="calibrate {student.name}")
+def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexRef) -> CalibratedStudent:
     """Temperature scaling (global + per class), thresholds, metrics and plots; everything into the student's run."""
     configure_tracking()
-    zv, yv = split_logits(student["logits"], index_path, index_sha256, "val")
+    index_path, index_sha256 = index.index_path, index.index_sha256
+    zv, yv = split_logits(student.logits, index_path, index_sha256, "val")
     test_split = "test" if (load_index(index_path, index_sha256)["split"] == "test").any() else "val"
-    zt, yt = split_logits(student["logits"], index_path, index_sha256, test_split)
-    out = Path(student["out_dir"]) / "calibration"
-    sink = MlflowSink(student["mlflow_run_id"])
+    zt, yt = split_logits(student.logits, index_path, index_sha256, test_split)
+    out = Path(student.out_dir) / "calibration"
+    sink = MlflowSink(student.mlflow_run_id)
     res = calibrate(zv, yv, zt, yt, cfg, out, sink=sink)
     metrics = res.spec.model_dump()["metrics"]
     before, after = metrics["before"], metrics["after"]
@@ -47,7 +52,7 @@ def calibrate_student(
     create_markdown_artifact(
         key="calibration",
         markdown=(
-            f"# Calibration of {student['name']}\n\nT = {res.spec.temperature:.3f}\n\n| metric | before | after |\n"
+            f"# Calibration of {student.name}\n\nT = {res.spec.temperature:.3f}\n\n| metric | before | after |\n"
             "|---|---|---|\n"
             + "\n".join(
                 f"| {k} | {before[k]:.4f} | {after[k]:.4f} |"
@@ -57,13 +62,15 @@ def calibrate_student(
             + ("\n\nWarnings: " + "; ".join(res.warnings) if res.warnings else "")
         ),
     )
-    return {
-        "calibration_json": str(res.calibration_path),
-        "calibration_sha256": sha256_file(res.calibration_path),
-        "temperature": float(res.spec.temperature),
-        "before": dict(before),
-        "after": dict(after),
-        "abstention": table,
-        "test_split": test_split,
-        "warnings": list(res.warnings),
-    }
+    result = CalibratedStudent(
+        student=student,
+        calibration_json=str(res.calibration_path),
+        calibration_sha256=sha256_file(res.calibration_path),
+        temperature=float(res.spec.temperature),
+        before={k: float(v) for k, v in before.items() if isinstance(v, int | float)},
+        after={k: float(v) for k, v in after.items() if isinstance(v, int | float)},
+        abstention=table,
+        test_split=test_split,
+        warnings=list(res.warnings),
+    )
+    return save_result(out, result)

@@ -17,6 +17,7 @@ from fer_core.errors import FerError
 from fer_core.io import atomic_write_json, read_json, sha256_file, sha256_json
 from tasks._progress import progress_bar
 from tasks._retry import retry_transient
+from tasks.contracts import IndexRef
 
 
 @task(name="render_synthetic", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
@@ -74,7 +75,7 @@ def augment_task(index: pd.DataFrame, cfg: ing.IngestConfig) -> pd.DataFrame:
 
 
 @task(name="write_index")
-def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame, cfg: ing.IngestConfig) -> dict:
+def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame, cfg: ing.IngestConfig) -> IndexRef:
     """Index + manifest + warm cache + report, then the balance table as a Prefect artifact."""
     res = ing.write_outputs(index, records, leakage, cfg)
     atomic_write_json(cfg.out_dir / "ingest_config.json", {"config_hash": config_hash(cfg)})
@@ -89,14 +90,14 @@ def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame
     return out
 
 
-def _log_ingest_run(out: dict[str, Any], index: pd.DataFrame) -> None:
+def _log_ingest_run(out: IndexRef, index: pd.DataFrame) -> None:
     """One MLflow run per ingest: the index as a dataset input, the manifest, report and balance chart."""
     from tasks._mlflow import ferflow_run, log_index_input
 
-    with ferflow_run("ingest", dataset_sha256=out["index_sha256"], run_name="ingest") as (run_id, sink):
-        log_index_input(run_id, index, out["index_path"], out["index_sha256"])
+    with ferflow_run("ingest", dataset_sha256=out.index_sha256, run_name="ingest") as (run_id, sink):
+        log_index_input(run_id, index, out.index_path, out.index_sha256)
         sink.log_metrics({f"rows/{k}": float(v) for k, v in index["split"].value_counts().items()})
-        for path in (out["report_json"], out["balance_png"], manifest_path(out["index_path"])):
+        for path in (out.report_json, out.balance_png, manifest_path(out.index_path)):
             sink.log_artifact(path, "ingest")
 
 
@@ -112,20 +113,19 @@ def config_hash(cfg: ing.IngestConfig) -> str:
     return sha256_json(cfg.model_dump(mode="json"))
 
 
-def outputs(cfg: ing.IngestConfig) -> dict[str, Any]:
+def outputs(cfg: ing.IngestConfig) -> IndexRef:
     idx = cfg.index_path
-    manifest = read_json(manifest_path(idx))
-    return {
-        "index_path": str(idx),
-        "index_sha256": sha256_file(idx),
-        "manifest": manifest,
-        "report_json": str(cfg.out_dir / "report.json"),
-        "balance_png": str(cfg.out_dir / "class_balance.png"),
-    }
+    return IndexRef(
+        index_path=str(idx),
+        index_sha256=sha256_file(idx),
+        manifest=read_json(manifest_path(idx)),
+        report_json=str(cfg.out_dir / "report.json"),
+        balance_png=str(cfg.out_dir / "class_balance.png"),
+    )
 
 
 @task(name="existing_index")
-def existing_index(cfg: ing.IngestConfig) -> dict[str, Any] | None:
+def existing_index(cfg: ing.IngestConfig) -> IndexRef | None:
     """The cache probe: an index written by this exact config whose manifest and files still verify."""
     stamp = cfg.out_dir / "ingest_config.json"
     if not (cfg.index_path.is_file() and stamp.is_file()) or read_json(stamp).get("config_hash") != config_hash(cfg):

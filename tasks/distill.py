@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
@@ -23,19 +22,24 @@ from fer_core.losses.kd import KDConfig
 from fer_core.preprocess import PreprocessSpec
 from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
+from tasks._cache import CODE_AWARE
 from tasks._mlflow import ferflow_run
+from tasks._retry import retry_transient
 from tasks._tune import run_sweep
-from tasks.teachers import teachers_of_seed, train_and_export
+from tasks._units import check_placeable, placed, run_unit, unit_threads
+from tasks.contracts import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun, find_result, save_result
+from tasks.profile import ResourcesSpec, StudentSection, SweepSection
+from tasks.teachers import run_dir, teachers_of_seed, train_and_export, train_key
 
 
-def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[dict[str, Any]]):
+def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[TeacherRun]):
     """Build ``train_ds -> criterion``: teacher logits joined to the student's rows BY sample_id, never by position.
 
     The teachers of the first teacher seed are used (the ensemble sweep averages over all seeds).
     """
-    ordered = teachers_of_seed(teachers, dcfg.teachers, min(t["seed"] for t in teachers))
-    tables = [read_logits(t["logits"]) for t in ordered]
-    class_f1 = np.asarray([t["class_f1"] for t in ordered], dtype=np.float64)
+    ordered = teachers_of_seed(teachers, dcfg.teachers, min(t.seed for t in teachers))
+    tables = [read_logits(t.logits) for t in ordered]
+    class_f1 = np.asarray([t.class_f1 for t in ordered], dtype=np.float64)
 
     def factory(train_ds: Any):
         aligned = stack_aligned(tables, train_ds.sample_ids, FER_CLASSES, allow_extra=True)  # [K, N, C]
@@ -44,27 +48,27 @@ def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[dict[str, Any]
     return factory
 
 
-def distill_key(dcfg: DistillConfig, teachers: list[dict[str, Any]]) -> dict[str, Any]:
+def distill_key(dcfg: DistillConfig, teachers: list[TeacherRun]) -> dict[str, Any]:
     """What a distilled student's run folder is addressed by beyond its train config: the resolved distillation
     config (strategy, loss, teacher weights and temperatures) and the content of the teacher logits."""
-    return {"distill": dcfg.model_dump(mode="json"), "teachers": sorted(t["logits_sha256"] for t in teachers)}
+    return {"distill": dcfg.model_dump(mode="json"), "teachers": sorted(t.logits_sha256 for t in teachers)}
 
 
-def with_ensemble(dcfg: DistillConfig, ensemble: dict[str, Any] | None) -> DistillConfig:
+def with_ensemble(dcfg: DistillConfig, ensemble: EnsembleResult | None) -> DistillConfig:
     """Fill teacher weights and the calibration temperature from the ensemble sweep when the config leaves them open."""
     if ensemble is None:
         return dcfg
     update: dict[str, Any] = {}
-    names = ensemble.get("teacher_names")
-    if dcfg.weights is None and len(ensemble["weights"]) == len(dcfg.teachers):
-        w = dict(zip(names, ensemble["weights"], strict=True)) if names else None
-        update["weights"] = tuple(w[n] for n in dcfg.teachers) if w else tuple(ensemble["weights"])
+    names = ensemble.teacher_names
+    if dcfg.weights is None and len(ensemble.weights) == len(dcfg.teachers):
+        w = dict(zip(names, ensemble.weights, strict=True))
+        update["weights"] = tuple(w[n] for n in dcfg.teachers)
     if dcfg.teacher_temperatures is None:
-        fitted = dict(zip(names or [], ensemble.get("teacher_temperatures", []), strict=True))
-        if fitted and all(n in fitted for n in dcfg.teachers):  # each teacher's own NLL temperature
+        fitted = dict(zip(names, ensemble.teacher_temperatures, strict=True))
+        if all(n in fitted for n in dcfg.teachers):  # each teacher's own NLL temperature
             update["teacher_temperatures"] = tuple(fitted[n] for n in dcfg.teachers)
-        else:  # an ensemble result without per-teacher temperatures: the shared ensemble T
-            update["teacher_temperatures"] = tuple([ensemble["temperature"]] * len(dcfg.teachers))
+        else:  # a teacher outside the ensemble: the shared ensemble T
+            update["teacher_temperatures"] = tuple([ensemble.temperature] * len(dcfg.teachers))
     return dcfg.model_copy(update=update)
 
 
@@ -72,15 +76,14 @@ def distill_once(
     train_cfg: TrainConfig,
     dcfg: DistillConfig | None,
     seed: int,
-    teachers: list[dict[str, Any]],
-    index_path: str,
-    index_sha256: str,
+    teachers: list[TeacherRun],
+    index: IndexRef,
     spec: PreprocessSpec,
     out_root: str,
     parent: str = "",
     tags: dict[str, str] | None = None,
     on_metrics: Any = None,
-) -> dict[str, Any]:
+) -> StudentRun:
     """One student run; ``dcfg=None`` trains the plain cross-entropy baseline of the same architecture."""
     cfg = train_cfg.model_copy(update={"seed": seed})
     kind = "ce" if dcfg is None else f"{dcfg.strategy}-{dcfg.loss.kind}"
@@ -93,8 +96,8 @@ def distill_once(
         "distill",
         name,
         cfg,
-        index_path,
-        index_sha256,
+        index.index_path,
+        index.index_sha256,
         spec,
         out_root,
         criterion_factory=factory,
@@ -103,28 +106,37 @@ def distill_once(
         on_metrics=on_metrics,
         key_extra=None if dcfg is None else distill_key(dcfg, teachers),
     )
-    res["kind"] = kind
-    return res
+    run = StudentRun(**res, kind=kind)
+    return save_result(run.out_dir, run)
 
 
-@task(
-    name="distill_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, tags=["training", "gpu"]
-)
-def distill_student(
-    train_cfg: TrainConfig,
-    dcfg: DistillConfig,
-    seed: int,
-    teachers: list[dict[str, Any]],
-    ensemble: dict[str, Any] | None,
-    index_path: str,
-    index_sha256: str,
-    spec: PreprocessSpec,
-    out_root: str,
-) -> dict[str, Any]:
-    """Distil one student (strategy, loss, seed) from precomputed teacher logits; a retry resumes its checkpoint."""
-    return distill_once(
-        train_cfg, with_ensemble(dcfg, ensemble), seed, teachers, index_path, index_sha256, spec, out_root
-    )
+def student_config(section: StudentSection, seed: int) -> TrainConfig:
+    """A student unit's train config: the profile's, with the unit's seed and its CPU share as torch threads."""
+    return section.train.model_copy(update={"seed": seed, "num_threads": unit_threads(section.resources)})
+
+
+def find_student(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
+                 index: IndexRef, spec: PreprocessSpec, out_root: str) -> StudentRun | None:
+    """The finished run of the packaged-family student unit for ``seed``, or None when it has not run."""
+    dcfg = with_ensemble(section.distill, ensemble)
+    kind = f"{dcfg.strategy}-{dcfg.loss.kind}"
+    key = train_key(student_config(section, seed), index.index_sha256, spec, distill_key(dcfg, teachers))
+    return find_result(run_dir(out_root, "distill", f"student-{kind}-s{seed}", key), StudentRun)
+
+
+def _student_unit(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
+                  index: IndexRef, spec: PreprocessSpec, out_root: str) -> StudentRun:
+    return distill_once(student_config(section, seed), with_ensemble(section.distill, ensemble), seed, teachers,
+                        index, spec, out_root)
+
+
+@task(name="distill_student", cache_policy=CODE_AWARE, persist_result=True, retries=1,
+      retry_condition_fn=retry_transient, task_run_name="student seed {seed}", tags=["training", "gpu"])
+def distill_student(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
+                    index: IndexRef, spec: PreprocessSpec, out_root: str) -> StudentRun:
+    """Distil one student of the profile's recipe for ``seed`` on the Ray node its resources select."""
+    return run_unit("students", f"student-s{seed}", section.resources, _student_unit, section, seed, teachers,
+                    ensemble, index, spec, out_root)
 
 
 def _report_epoch(metrics: dict[str, float], step: int | None) -> None:
@@ -165,31 +177,23 @@ def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     variant = config["variant"]
     dcfg = None if variant["loss"] == "ce" else DistillConfig.model_validate(variant["dcfg"])
     train_cfg = TrainConfig.model_validate(ctx["train_cfg"])
-    if ctx.get("threads"):  # a trial owns its cpu share: more torch threads would oversubscribe the node
-        train_cfg = train_cfg.model_copy(update={"num_threads": ctx["threads"]})
-    res = distill_once(
-        train_cfg,
-        dcfg,
-        config["seed"],
-        ctx["teachers"],
-        ctx["index_path"],
-        ctx["index_sha256"],
-        PreprocessSpec.model_validate(ctx["spec"]),
-        ctx["out_root"],
-        parent=ctx["sweep_id"],
-        tags={"ferflow.sweep": ctx["sweep_id"]},
-        on_metrics=_report_epoch,
-    )
-    test = res.get("test_metrics", {})
-    tune.report(
-        {
-            "macro_f1": res["val_metrics"]["macro_f1"],
-            "test_macro_f1": test.get("macro_f1", float("nan")),
-            "kind": res["kind"],
-            "mlflow_run_id": res["mlflow_run_id"],
-            "done": True,
-        }
-    )
+    # a trial owns its cpu share: more torch threads would oversubscribe the node
+    train_cfg = train_cfg.model_copy(update={"num_threads": ctx["threads"]})
+    with placed(ctx["resources"]):
+        res = distill_once(
+            train_cfg,
+            dcfg,
+            config["seed"],
+            ctx["teachers"],
+            ctx["index"],
+            ctx["spec"],
+            ctx["out_root"],
+            parent=ctx["sweep_id"],
+            tags={"ferflow.sweep": ctx["sweep_id"]},
+            on_metrics=_report_epoch,
+        )
+    tune.report({"macro_f1": res.val_metrics["macro_f1"], "kind": res.kind, "mlflow_run_id": res.mlflow_run_id,
+                 "done": True})
 
 
 def compare_seeds(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> dict[str, Any]:
@@ -219,37 +223,37 @@ def aggregate_sweep(rows: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("macro_f1_mean", ascending=False)
 
 
-@task(name="distill_sweep")
+@task(name="distill_sweep", task_run_name="distillation sweep")
 def distill_sweep_task(
-    train_cfg: TrainConfig,
-    base: DistillConfig,
-    sweep: Any,
-    teachers: list[dict[str, Any]],
-    ensemble: dict[str, Any] | None,
-    index_path: str,
-    index_sha256: str,
+    section: StudentSection,
+    teachers: list[TeacherRun],
+    ensemble: EnsembleResult | None,
+    index: IndexRef,
     spec: PreprocessSpec,
     out_root: str,
-) -> dict[str, Any]:
+) -> SweepResult:
     """Ray Tune over variants x seeds (ASHA, retries), aggregated with statistics into Prefect and MLflow tables."""
-    base = with_ensemble(base, ensemble)
-    with ferflow_run("distill_sweep", dataset_sha256=index_sha256, run_name="distill_sweep") as (sweep_id, sink):
+    sweep: SweepSection = section.sweep
+    base = with_ensemble(section.distill, ensemble)
+    gpu_ok = check_placeable("student.sweep", sweep.resources)
+    resources = sweep.resources if gpu_ok else sweep.resources.model_copy(update={"gpu": 0})
+    with ferflow_run("distill_sweep", dataset_sha256=index.index_sha256, run_name="distill_sweep") as (sweep_id, sink):
         ctx = {
-            "train_cfg": train_cfg.model_dump(),
+            "train_cfg": section.train.model_dump(),
             "teachers": teachers,
-            "index_path": index_path,
-            "index_sha256": index_sha256,
-            "spec": spec.model_dump(),
+            "index": index,
+            "spec": spec,
             "out_root": out_root,
             "sweep_id": sweep_id,
-            "threads": int(sweep.resources["cpu"]) if sweep.resources.get("cpu", 0) >= 1 else None,
+            "threads": unit_threads(resources),
+            "resources": {**resources.tune_resources(), **({} if gpu_ok else {"cpu_fallback": True})},
         }
         results = run_sweep(
             tune.with_parameters(_sweep_trial, ctx=ctx),
             {"variant": tune.grid_search(sweep_variants(base, sweep)), "seed": tune.grid_search(list(sweep.seeds))},
             name=f"distill_sweep_{sweep_id[:8]}",
             metric="macro_f1",
-            resources=dict(sweep.resources),
+            resources=resources.tune_resources(),
             max_failures=sweep.max_failures,
             scheduler=(
                 ASHAScheduler(time_attr="training_iteration", grace_period=sweep.asha_grace_epochs)
@@ -272,4 +276,4 @@ def distill_sweep_task(
         table=table.round(4).to_dict("records"),
         description="Distillation sweep: per configuration across seeds, vs the baseline",
     )
-    return {"table": table.to_dict("records"), "trials": rows.to_dict("records"), "mlflow_run_id": sweep_id}
+    return SweepResult(table=table.to_dict("records"), trials=rows.to_dict("records"), mlflow_run_id=sweep_id)

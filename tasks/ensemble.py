@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 from ray import tune
 
 from fer_core.calibrate.temperature import fit_temperature
@@ -16,11 +16,14 @@ from fer_core.ensemble.grid import best_config, ratio_grid, simplex_grid
 from fer_core.io import atomic_path
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.taxonomy import CLASS_TO_INDEX
+from tasks._cache import CODE_AWARE
 from tasks._data import load_index
 from tasks._ensemble_trial import METRICS, aggregate, evaluate_block
 from tasks._mlflow import ferflow_run
 from tasks._ray import ensure_ray
 from tasks._tune import run_sweep
+from tasks.contracts import EnsembleResult, IndexRef, TeacherRun, find_result, save_result
+from tasks.profile import EnsembleSection
 from tasks.teachers import run_dir, teachers_of_seed
 
 
@@ -55,7 +58,7 @@ def sweep_table(
 
 
 def validation_logits_by_seed(
-    teachers: list[dict[str, Any]], names: list[str], index_path: str, index_sha256: str
+    teachers: list[TeacherRun], names: list[str], index_path: str, index_sha256: str
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """``{seed: (logits [K, N, C], labels [N])}`` over the validation split, joined by sample_id."""
     rows = load_index(index_path, index_sha256)
@@ -63,9 +66,9 @@ def validation_logits_by_seed(
     ids = val["sample_id"].tolist()
     y = val["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for seed in sorted({t["seed"] for t in teachers}):
+    for seed in sorted({t.seed for t in teachers}):
         runs = teachers_of_seed(teachers, names, seed)
-        out[seed] = (stack_aligned([read_logits(t["logits"]) for t in runs], ids, allow_extra=True), y)
+        out[seed] = (stack_aligned([read_logits(t.logits) for t in runs], ids, allow_extra=True), y)
     return out
 
 
@@ -76,29 +79,32 @@ def teacher_temperatures(seeds: dict[int, tuple[np.ndarray, np.ndarray]]) -> lis
     return [float(fit_temperature(np.concatenate([z[i] for z, _ in seeds.values()]), y).temperature) for i in range(k)]
 
 
-@task(name="tune_ensemble", cache_policy=INPUTS + TASK_SOURCE, persist_result=True)
+def ensemble_dir(section: EnsembleSection, teachers: list[TeacherRun], out_root: str) -> Path:
+    """The content-addressed folder of the ensemble sweep over these teacher runs."""
+    key = {"logits": sorted(t.logits_sha256 for t in teachers), "section": section.model_dump(mode="json")}
+    return run_dir(out_root, "tune_ensemble", "grid", key)
+
+
+def find_ensemble(section: EnsembleSection, teachers: list[TeacherRun], out_root: str) -> EnsembleResult | None:
+    """The finished ensemble sweep over these teacher runs, or None when it has not run."""
+    return find_result(ensemble_dir(section, teachers, out_root), EnsembleResult)
+
+
+@task(name="tune_ensemble", cache_policy=CODE_AWARE, persist_result=True, task_run_name="ensemble sweep")
 def tune_ensemble_task(
-    teachers: list[dict[str, Any]],
-    teacher_names: list[str],
-    step: float,
-    temperatures: list[float],
-    blocks: int,
-    index_path: str,
-    index_sha256: str,
-    out_root: str,
-    f1_tolerance: float = 0.005,
-) -> dict[str, Any]:
+    section: EnsembleSection, teachers: list[TeacherRun], teacher_names: list[str], index: IndexRef, out_root: str
+) -> EnsembleResult:
     """Sweep, aggregate, log one MLflow parent run with the grid table; return the best config.
 
-    The best config: among those within ``f1_tolerance`` of the best mean macro-F1, the lowest validation NLL.
-    Each teacher's own calibration temperature (NLL fit on validation, pooled over teacher seeds) is returned too:
-    distillation divides each teacher's logits by it before the KD temperature.
-
-    Cached by its inputs: the teacher runs (logits paths and SHA-256s), the grid and the index hash.
+    The best config: among those within ``section.f1_tolerance`` of the best mean macro-F1, the lowest validation
+    NLL. Each teacher's own calibration temperature (NLL fit on validation, pooled over teacher seeds) is returned
+    too: distillation divides each teacher's logits by it before the KD temperature.
     """
+    index_path, index_sha256 = index.index_path, index.index_sha256
+    step, temperatures, blocks = section.weight_step, section.temperatures, section.trials
+    f1_tolerance = section.f1_tolerance
     seeds = validation_logits_by_seed(teachers, teacher_names, index_path, index_sha256)
-    key = {"logits": sorted(t["logits_sha256"] for t in teachers), "step": step, "temps": temperatures}
-    out = run_dir(out_root, "tune_ensemble", "grid", key)
+    out = ensemble_dir(section, teachers, out_root)
     table = sweep_table(seeds, step, temperatures, blocks)
     agg = aggregate(table)
     best = best_config(agg, f1_tolerance, by="nll")
@@ -124,13 +130,14 @@ def tune_ensemble_task(
         table=agg.head(20).round(4).to_dict("records"),
         description=f"Top ensemble configs over {len(seeds)} seed(s); best weights {weights} T={best['temperature']}",
     )
-    return {
-        "weights": weights,
-        "temperature": float(best["temperature"]),
-        "teacher_names": list(teacher_names),
-        "teacher_temperatures": teacher_t,
-        "metrics": {m: float(best[m]) for m in METRICS},
-        "grid_csv": str(out / "ensemble_grid.csv"),
-        "mlflow_run_id": run_id,
-        "n_configs": int(len(agg)),
-    }
+    result = EnsembleResult(
+        weights=weights,
+        temperature=float(best["temperature"]),
+        teacher_names=list(teacher_names),
+        teacher_temperatures=teacher_t,
+        metrics={m: float(best[m]) for m in METRICS},
+        grid_csv=str(out / "ensemble_grid.csv"),
+        mlflow_run_id=run_id,
+        n_configs=int(len(agg)),
+    )
+    return save_result(out, result)

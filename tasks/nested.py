@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from fer_core.distill.config import DistillConfig
 from fer_core.io import sha256_json
@@ -16,26 +15,20 @@ from fer_core.preprocess import PreprocessSpec
 from fer_core.train.config import TrainConfig
 from tasks._data import dataset
 from tasks._mlflow import environment_params, ferflow_run
+from tasks._cache import CODE_AWARE
+from tasks._retry import retry_transient
+from tasks._units import run_unit
+from tasks.contracts import EnsembleResult, IndexRef, TeacherRun
 from tasks.distill import teacher_criterion_factory, with_ensemble
+from tasks.profile import StudentSection
 from tasks.teachers import run_dir
 
 
-@task(
-    name="nested_student", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, tags=["training", "gpu"]
-)
-def nested_student(
-    train_cfg: TrainConfig,
-    dcfg: DistillConfig,
-    ncfg: NestedConfig | None,
-    seed: int,
-    teachers: list[dict[str, Any]],
-    ensemble: dict[str, Any] | None,
-    index_path: str,
-    index_sha256: str,
-    spec: PreprocessSpec,
-    out_root: str,
-) -> dict[str, Any]:
-    """One Nested Learning student (KD/DKD criterion from the distillation config) with its smoke gates."""
+def _nested_unit(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
+                 index: IndexRef, spec: PreprocessSpec, out_root: str) -> dict[str, Any]:
+    """Ray side of a Nested Learning unit."""
+    train_cfg, dcfg, ncfg = section.train, section.distill, section.nested
+    index_path, index_sha256 = index.index_path, index.index_sha256
     ncfg = (ncfg or NestedConfig()).model_copy(update={"seed": seed})
     dcfg = with_ensemble(dcfg, ensemble)
     key = {
@@ -43,7 +36,7 @@ def nested_student(
         "d": dcfg.model_dump(mode="json"),
         "m": train_cfg.model.model_dump(),
         "index": index_sha256,
-        "teachers": sorted(t["logits_sha256"] for t in teachers),
+        "teachers": sorted(t.logits_sha256 for t in teachers),
     }
     out = run_dir(out_root, "nested", f"nested-s{seed}", key)
     train_ds = dataset(index_path, index_sha256, "train", spec)
@@ -69,3 +62,12 @@ def nested_student(
         "val_metrics": dict(res.final_metrics),
         "peak_memory_mb": res.peak_memory_mb,
     }
+
+
+@task(name="nested_student", cache_policy=CODE_AWARE, persist_result=True, retries=1,
+      retry_condition_fn=retry_transient, task_run_name="nested learning seed {seed}", tags=["training", "gpu"])
+def nested_student(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
+                   index: IndexRef, spec: PreprocessSpec, out_root: str) -> dict[str, Any]:
+    """One Nested Learning student (KD/DKD criterion from the distillation config) on the node its resources select."""
+    return run_unit("students", f"nested-s{seed}", section.resources, _nested_unit, section, seed, teachers, ensemble,
+                    index, spec, out_root)

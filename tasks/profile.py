@@ -1,7 +1,8 @@
-"""The pipeline's typed parameters: one section per stage, each built from fer_core's narrow configs.
+"""Pipeline profiles: one typed section per stage, built from fer_core's narrow configs.
 
-Flows take these models as parameters, so the Prefect UI renders a typed, documented form; YAML profiles in
-``configs/`` are loaded with ``safe_load`` and validated into the same models.
+Tasks take a section (and the upstream stage results, :mod:`tasks.contracts`); flows take a profile name plus a few
+documented overrides, so the Prefect UI renders a short form. YAML profiles in ``configs/`` are loaded with
+``safe_load`` and validated into the same models.
 """
 
 from __future__ import annotations
@@ -44,9 +45,34 @@ class TeacherSpec(FrozenModel):
     train: TrainConfig
 
 
+class ResourcesSpec(FrozenModel):
+    """What one unit of a stage (a teacher x seed, a student x seed, a sweep trial) asks of the Ray cluster.
+
+    A unit that declares a GPU never runs on a node without one: when the cluster has none, the stage stops at
+    submission with a clear message, unless ``allow_cpu_fallback`` is set (the unit then runs on CPU and its
+    MLflow run is tagged ``ferflow.cpu_fallback``).
+    """
+
+    cpu: float = Field(1, ge=0, description="CPU cores per unit; also the unit's torch threads")
+    gpu: float = Field(0, ge=0, description="GPUs per unit (0: CPU only)")
+    custom: dict[str, float] = Field({}, description="custom Ray resources per unit, e.g. {accelerator_type_H100: 1}")
+    allow_cpu_fallback: bool = Field(False, description="run GPU units on CPU when the cluster has no GPU")
+    max_retries: int = Field(2, ge=0, le=10, description="re-runs of a unit whose worker died (node lost, OOM kill)")
+
+    def ray_options(self, gpu_available: bool = True) -> dict[str, Any]:
+        """``num_cpus``/``num_gpus``/``resources`` for ``ray.remote(...).options``."""
+        gpu = self.gpu if gpu_available else 0
+        return {"num_cpus": self.cpu, "num_gpus": gpu, "resources": dict(self.custom)}
+
+    def tune_resources(self) -> dict[str, float]:
+        """The same request in Tune's ``with_resources`` spelling."""
+        return {"cpu": self.cpu, "gpu": self.gpu, **self.custom}
+
+
 class TeachersSection(FrozenModel):
     teachers: list[TeacherSpec] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1, description="one run per (teacher, seed)")
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="per teacher x seed unit")
 
 
 class EnsembleSection(FrozenModel):
@@ -72,9 +98,7 @@ class SweepSection(FrozenModel):
         None, description="keep only these kinds of the strategies x losses grid, e.g. ['ce', 'pairwise-dkd']"
     )
     baseline: str = Field("ce", description="the loss the aggregate is compared against")
-    resources: dict[str, float] = Field(
-        {"cpu": 1}, description="per trial; a trial's torch threads follow its cpu share"
-    )
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="per trial; torch threads follow its cpu share")
     max_failures: int = 2
     scheduler: Literal["asha", "fifo"] = Field(
         "asha", description="asha stops weak trials early; fifo runs every trial to the end (seed studies)"
@@ -86,6 +110,7 @@ class StudentSection(FrozenModel):
     train: TrainConfig
     distill: DistillConfig
     seeds: list[int] = Field([42], min_length=1)
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="per student x seed unit (Nested Learning too)")
     sweep: SweepSection = SweepSection()
     nested: NestedConfig | None = None
 
@@ -127,13 +152,133 @@ def load_pipeline_config(path: str | os.PathLike[str]) -> PipelineConfig:
     return load_yaml_config(path, PipelineConfig)
 
 
-def resolve(config: PipelineConfig | None, config_path: str | None) -> PipelineConfig:
-    """A flow's two ways of being called: a typed config (UI form) or a profile path (deployments, CLI)."""
-    if config is not None:
-        return config
-    if config_path is None:
-        raise ConfigError("pass either config (a PipelineConfig) or config_path (a YAML profile)")
-    return load_pipeline_config(config_path)
+Profile = Literal["demo", "tiny", "fer2013_cpu", "fer2013_gpu"]
+"""The shipped profiles (``configs/<name>.yaml``), offered as a list in the Prefect UI."""
+
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+class RunOverrides(FrozenModel):
+    """A few documented changes to the chosen profile, applied on top of it (empty fields keep the profile's)."""
+
+    student_seeds: list[int] | None = Field(
+        None, min_length=1, max_length=64, description="Seeds of the packaged student family: one training unit each."
+    )
+    teacher_seeds: list[int] | None = Field(
+        None, min_length=1, max_length=16, description="Seeds of every teacher: one training unit per teacher and seed."
+    )
+    epochs: int | None = Field(None, ge=1, le=1000, description="Epochs of every teacher and student training run.")
+    sweep: bool | None = Field(None, description="Run the distillation sweep (CE, KD, DKD families across seeds).")
+    publish_uri: str | None = Field(
+        None, description="Folder or s3://bucket/prefix where the index and the packaged bundle are published."
+    )
+
+
+def profile_path(profile: str) -> Path:
+    """``configs/<profile>.yaml``; refuses a name that is not a shipped profile (the valid names are listed)."""
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown profile {profile!r}; shipped profiles: {names} (or pass a YAML file with -c)")
+    return path
+
+
+def apply_overrides(cfg: PipelineConfig, ov: RunOverrides | None) -> PipelineConfig:
+    """The profile with the non-empty override fields applied (validated again as a whole)."""
+    if ov is None:
+        return cfg
+    data = cfg.model_dump(mode="json")
+    if ov.student_seeds is not None:
+        data["student"]["seeds"] = ov.student_seeds
+    if ov.teacher_seeds is not None:
+        data["teachers"]["seeds"] = ov.teacher_seeds
+    if ov.epochs is not None:
+        for t in data["teachers"]["teachers"]:
+            t["train"]["epochs"] = ov.epochs
+        data["student"]["train"]["epochs"] = ov.epochs
+    if ov.sweep is not None:
+        data["student"]["sweep"]["enabled"] = ov.sweep
+    if ov.publish_uri is not None:
+        data["publish_uri"] = ov.publish_uri
+    return PipelineConfig.model_validate(data)
+
+
+def resolve_profile(
+    profile: str = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+) -> PipelineConfig:
+    """What a flow runs: ``config`` when given (advanced), else the shipped ``profile``; then the overrides.
+
+    Raises:
+        ConfigError: unknown profile, or a profile that fails :func:`validate_profile`.
+    """
+    cfg = config if config is not None else load_pipeline_config(profile_path(profile))
+    cfg = apply_overrides(cfg, overrides)
+    validate_profile(cfg)
+    return cfg
+
+
+def validate_profile(cfg: PipelineConfig) -> None:
+    """Check a profile whole before any stage runs: backbones, strategies, teachers, sources, sweep variants.
+
+    Raises:
+        ConfigError: every problem found, one per line, each naming the field and the valid values.
+    """
+    from fer_core.distill.strategies import STRATEGIES
+    from fer_core.models.backbones import BACKBONES
+
+    problems: list[str] = []
+    models = [(f"teachers.teachers[{t.name}].train.model.name", t.train.model.name) for t in cfg.teachers.teachers]
+    models.append(("student.train.model.name", cfg.student.train.model.name))
+    for where, name in models:
+        if name not in BACKBONES:
+            problems.append(f"{where}: unknown backbone {name!r}; registered: {BACKBONES.names()}")
+    teacher_names = [t.name for t in cfg.teachers.teachers]
+    if len(set(teacher_names)) != len(teacher_names):
+        problems.append(f"teachers.teachers: duplicate teacher names {teacher_names}")
+    missing = [n for n in cfg.student.distill.teachers if n not in teacher_names]
+    if missing:
+        problems.append(f"student.distill.teachers: {missing} are not teachers of this profile {teacher_names}")
+    strategies = {cfg.student.distill.strategy, *cfg.student.sweep.strategies}
+    for st in sorted(strategies - set(STRATEGIES.names())):
+        problems.append(f"distillation strategy {st!r} is unknown; registered: {STRATEGIES.names()}")
+    bad_losses = set(cfg.student.sweep.losses) - {"ce", "kd", "dkd"}
+    if bad_losses:
+        problems.append(f"student.sweep.losses: {sorted(bad_losses)} unknown; valid: ['ce', 'dkd', 'kd']")
+    for i, src in enumerate(cfg.data.ingest.sources):
+        path = Path(src.path)
+        if str(src.path) != SYNTH_SOURCE and not (path if path.is_absolute() else Path.cwd() / path).exists():
+            problems.append(f"data.ingest.sources[{i}].path: {src.path} does not exist")
+    if problems:
+        raise ConfigError(f"profile {cfg.name!r} is invalid:\n  " + "\n  ".join(problems))
+
+
+SYNTH_SOURCE = "@synth"
+
+
+def synth_dir(cfg: PipelineConfig) -> Path:
+    """Where the profile's synthetic dataset is rendered (in ``$FERFLOW_HOME/data``)."""
+    from tasks.settings import Settings
+
+    s = cfg.data.synth
+    if s is None:
+        raise ConfigError("this profile has no data.synth section")
+    return Settings.from_env().home / "data" / f"synth-n{s.per_class}-px{s.size}-seed{s.seed}"
+
+
+def effective_ingest(cfg: PipelineConfig) -> IngestConfig:
+    """Relative output folders live in ``$FERFLOW_HOME``; a source path ``@synth`` is the rendered synthetic folder."""
+    from tasks.settings import Settings
+
+    home = Settings.from_env().home
+    ing = cfg.data.ingest
+    out = ing.out_dir if ing.out_dir.is_absolute() else home / ing.out_dir
+    sources = []
+    for s in ing.sources:
+        if str(s.path) == SYNTH_SOURCE:
+            sources.append(s.model_copy(update={"path": synth_dir(cfg)}))
+        else:
+            sources.append(s if s.path.is_absolute() else s.model_copy(update={"path": Path.cwd() / s.path}))
+    return ing.model_copy(update={"out_dir": out, "sources": sources})
 
 
 def ingest_config_from_cli(config: Path | None, sources: list[str], out: Path | None) -> IngestConfig:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from fer_core.data.index import manifest_path
 from fer_core.io import sha256_file
+from tasks.contracts import IndexRef
 from tasks.storage import download_dir, put_file, upload_dir
 
 
 @task(name="publish_index", retries=2, retry_delay_seconds=2)
-def publish_index(data: dict[str, Any], uri: str) -> dict[str, Any]:
+def publish_index(data: IndexRef, uri: str) -> IndexRef:
     """Copy the index, its manifest and report to ``<uri>/indexes/<sha256>/`` (content-addressed, idempotent)."""
-    base = f"{uri.rstrip('/')}/indexes/{data['index_sha256']}"
-    index = data["index_path"]
+    base = f"{uri.rstrip('/')}/indexes/{data.index_sha256}"
+    index = data.index_path
     put_file(index, f"{base}/index.parquet")
     put_file(manifest_path(index), f"{base}/index.parquet.manifest.json")
-    put_file(data["report_json"], f"{base}/report.json")
-    return {**data, "published_index": f"{base}/index.parquet"}
+    put_file(data.report_json, f"{base}/report.json")
+    return data.model_copy(update={"published_index": f"{base}/index.parquet"})
 
 
 @task(name="publish_bundle", retries=2, retry_delay_seconds=2)

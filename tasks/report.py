@@ -32,10 +32,10 @@ from fer_core.report.plots import family_strip_plot
 from fer_core.report.render import ReportData, Target, render_markdown
 from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_logits, evaluate_probs, family_table
 from fer_core.taxonomy import CLASS_TO_INDEX
-from flows.config import PipelineConfig
+from tasks.profile import PipelineConfig
 from tasks._data import load_index
 from tasks._mlflow import EXPERIMENT, code_version, configure_tracking, ferflow_run
-from tasks.package import SOURCE_TAG
+from tasks.model_registry import SOURCE_TAG
 from tasks.settings import Settings
 
 #: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).

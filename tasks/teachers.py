@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from fer_core.calibrate.plots import confusion_plot
 from fer_core.errors import ConfigError
@@ -20,13 +19,27 @@ from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
 from fer_core.train.engine import train
 from fer_core.train.predict import predict_logits
+from tasks._cache import CODE_AWARE, code_version_of_checkout
 from tasks._data import dataset, load_index
 from tasks._mlflow import TeeSink, environment_params, ferflow_run, log_index_input, log_model_checkpoint
+from tasks._retry import retry_transient
+from tasks._placement import placement_tags
+from tasks._units import run_unit, unit_threads
+from tasks.contracts import IndexRef, TeacherRun, find_result, save_result
+from tasks.profile import ResourcesSpec, TeacherSpec
 
 
 def run_dir(root: str, stage: str, name: str, key: Any) -> Path:
-    """Content-addressed output folder: the same inputs always land (and resume) in the same place."""
-    return Path(root) / stage / f"{name}-{sha256_json(key)[:12]}"
+    """Content-addressed output folder: the same inputs (and library code) always land and resume in one place."""
+    return Path(root) / stage / f"{name}-{sha256_json({'key': key, 'code': code_version_of_checkout()})[:12]}"
+
+
+def train_key(cfg: TrainConfig, index_sha256: str, spec: PreprocessSpec, extra: dict[str, Any] | None = None) -> dict:
+    """What a trained model's run folder is addressed by: its train config, the index and the input spec."""
+    key: dict[str, Any] = {"cfg": cfg.model_dump(mode="json"), "index": index_sha256, "spec": spec.model_dump(mode="json")}
+    if extra:
+        key["extra"] = extra
+    return key
 
 
 def train_and_export(
@@ -49,9 +62,7 @@ def train_and_export(
     ``key_extra`` must then describe it (its config and the teacher logits' SHA-256s): the run folder, and so what
     an interrupted run resumes from, is addressed by everything that shapes the training.
     """
-    key = {"cfg": cfg.model_dump(mode="json"), "index": index_sha256, "spec": spec.model_dump(mode="json")}
-    if key_extra:
-        key["extra"] = key_extra
+    key = train_key(cfg, index_sha256, spec, key_extra)
     out = run_dir(out_root, stage, name, key)
     train_ds = dataset(index_path, index_sha256, "train", spec)
     val_ds = dataset(index_path, index_sha256, "val", spec)
@@ -90,6 +101,7 @@ def train_and_export(
         "val_metrics": {k: float(v) for k, v in result.final_metrics.items()},
         "class_f1": [float(result.final_metrics.get(f"f1/{c}", 0.0)) for c in FER_CLASSES],
         "out_dir": str(out),
+        "worker_node": placement_tags()["ferflow.worker_node"],
     }
 
 
@@ -122,24 +134,51 @@ def _export_logits(result: Any, index_path: str, index_sha256: str, spec: Prepro
     return path, np.asarray(ids), logits, np.concatenate(labels)
 
 
-@task(name="train_teacher", cache_policy=INPUTS + TASK_SOURCE, persist_result=True, retries=1, tags=["training", "gpu"])
-def train_teacher(
-    name: str, cfg: TrainConfig, seed: int, index_path: str, index_sha256: str, spec: PreprocessSpec, out_root: str
-) -> dict[str, Any]:
-    """Train one teacher for one seed; a retry resumes from the run folder's last checkpoint."""
-    cfg = cfg.model_copy(update={"seed": seed})
-    res = train_and_export("train_teacher", f"{name}-s{seed}", cfg, index_path, index_sha256, spec, out_root)
-    return {**res, "teacher": name}
+def teacher_config(teacher: TeacherSpec, seed: int, res: ResourcesSpec) -> TrainConfig:
+    """A teacher unit's train config: the profile's, with the unit's seed and its CPU share as torch threads."""
+    return teacher.train.model_copy(update={"seed": seed, "num_threads": unit_threads(res)})
 
 
-def teachers_of_seed(teachers: list[dict[str, Any]], names: Sequence[str], seed: int) -> list[dict[str, Any]]:
+def teacher_dir(teacher: TeacherSpec, seed: int, res: ResourcesSpec, index: IndexRef, spec: PreprocessSpec,
+                out_root: str) -> Path:
+    """The content-addressed folder of one teacher x seed unit."""
+    cfg = teacher_config(teacher, seed, res)
+    return run_dir(out_root, "train_teacher", f"{teacher.name}-s{seed}", train_key(cfg, index.index_sha256, spec))
+
+
+def find_teacher(teacher: TeacherSpec, seed: int, res: ResourcesSpec, index: IndexRef, spec: PreprocessSpec,
+                 out_root: str) -> TeacherRun | None:
+    """The finished run of that teacher unit, or None when it has not run for these inputs."""
+    return find_result(teacher_dir(teacher, seed, res, index, spec, out_root), TeacherRun)
+
+
+def _teacher_unit(teacher: TeacherSpec, seed: int, res: ResourcesSpec, index: IndexRef, spec: PreprocessSpec,
+                  out_root: str) -> TeacherRun:
+    """Ray side of a teacher unit: train (resuming the folder's last checkpoint), export logits, save the result."""
+    cfg = teacher_config(teacher, seed, res)
+    res_dict = train_and_export("train_teacher", f"{teacher.name}-s{seed}", cfg, index.index_path,
+                                index.index_sha256, spec, out_root)
+    run = TeacherRun(**res_dict, teacher=teacher.name)
+    return save_result(run.out_dir, run)
+
+
+@task(name="train_teacher", cache_policy=CODE_AWARE, persist_result=True, retries=1,
+      retry_condition_fn=retry_transient, task_run_name="teacher {teacher.name} seed {seed}", tags=["training", "gpu"])
+def train_teacher(teacher: TeacherSpec, seed: int, res: ResourcesSpec, index: IndexRef, spec: PreprocessSpec,
+                  out_root: str) -> TeacherRun:
+    """Train one teacher for one seed on the Ray node its resources select; a retry resumes its last checkpoint."""
+    return run_unit("teachers", f"{teacher.name}-s{seed}", res, _teacher_unit, teacher, seed, res, index, spec,
+                    out_root)
+
+
+def teachers_of_seed(teachers: Sequence[TeacherRun], names: Sequence[str], seed: int) -> list[TeacherRun]:
     """The runs of ``names`` (in that order) trained with ``seed``.
 
     Raises:
         ConfigError: a named teacher has no run for that seed (the message lists what exists).
     """
-    by_name = {t["teacher"]: t for t in teachers if t["seed"] == seed}
+    by_name = {t.teacher: t for t in teachers if t.seed == seed}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise ConfigError(f"no teacher run for {missing} with seed {seed}; runs: {[t['name'] for t in teachers]}")
+        raise ConfigError(f"no teacher run for {missing} with seed {seed}; runs: {[t.name for t in teachers]}")
     return [by_name[n] for n in names]

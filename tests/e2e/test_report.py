@@ -11,7 +11,7 @@ from fer_core.errors import ConfigError
 from fer_core.evaluate.metrics import classification_metrics
 from fer_core.logits.store import align_logits, read_logits
 from fer_core.taxonomy import CLASS_TO_INDEX
-from flows.config import load_pipeline_config
+from tasks.profile import load_pipeline_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 SEEDS = [42, 43]

@@ -1,4 +1,5 @@
-"""The whole pipeline on the tiny profile with real Prefect, Ray and MLflow: every stage, then an all-cached re-run."""
+"""The whole pipeline on the tiny profile with real Prefect, Ray and MLflow: flat stages, concurrent units placed on
+Ray, typed results, then an all-cached re-run; stages run on their own find their inputs or name what is missing."""
 
 import json
 from pathlib import Path
@@ -6,40 +7,74 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fer_core.errors import MissingUpstreamError
 from fer_core.export.bundle import load_bundle, verify_bundle
 from fer_core.logits.store import read_logits
+from tasks.profile import load_pipeline_config
 
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml")
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 
 
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, ray_local):
     from flows.pipeline import pipeline_flow
 
-    return pipeline_flow(config_path=CONFIG)
+    return pipeline_flow(profile="tiny")
 
 
-def test_every_stage_hands_over_content_hashes(first_run):
+def test_every_stage_hands_over_typed_content_hashes(first_run):
     out = first_run
-    assert len(out["data"]["index_sha256"]) == 64
-    assert [t["teacher"] for t in out["teachers"]] == ["resnet", "effnet"]
-    for t in out["teachers"]:
-        table = read_logits(t["logits"])
+    assert len(out.index.index_sha256) == 64
+    assert [t.teacher for t in out.teachers] == ["resnet", "effnet"]
+    for t in out.teachers:
+        table = read_logits(t.logits)
         assert table.model_id.startswith("sha256:") and len(set(table.ids)) == len(table.ids)
-    assert abs(sum(out["ensemble"]["weights"]) - 1.0) < 1e-6
-    cal = json.loads(Path(out["calibration"][0]["calibration_json"]).read_text())
+    assert abs(sum(out.ensemble.weights) - 1.0) < 1e-6
+    assert out.ensemble.teacher_names == ["resnet", "effnet"]
+    cal = json.loads(Path(out.calibrated[0].calibration_json).read_text())
     assert cal["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     assert cal["temperature"] > 0
 
 
-def test_bundle_is_registered_as_champion_and_usable(first_run):
-    pkg = first_run["package"]
-    verify_bundle(pkg["bundle"])
-    model = load_bundle(pkg["bundle"])
+def test_units_run_on_ray_concurrently_and_say_where(first_run):
+    client = MlflowClient()
+    runs = [client.get_run(t.mlflow_run_id) for t in first_run.teachers]
+    for r, t in zip(runs, first_run.teachers, strict=True):
+        node = r.data.tags["ferflow.worker_node"]
+        assert not node.startswith("driver") and node == t.worker_node
+        assert json.loads(r.data.tags["ferflow.resources"]) == {"cpu": 1, "gpu": 0}
+    (a, b) = [(r.info.start_time, r.info.end_time) for r in runs]
+    assert a[0] < b[1] and b[0] < a[1], "the two teacher units (2 Ray slots, 1 CPU each) should overlap in time"
+
+
+def test_pipeline_run_shows_stages_in_order_at_the_top_level(first_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    import anyio
+
+    async def children():
+        async with get_client() as c:
+            top = await c.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=50)
+            pipe = next(r for r in top if r.name == "tiny · pipeline")
+            tr = await c.read_task_runs()
+            parents = {t.id: t.flow_run_id for t in tr}
+            subs = [r for r in top if r.parent_task_run_id and parents.get(r.parent_task_run_id) == pipe.id]
+            return sorted(subs, key=lambda r: r.start_time)
+
+    names = [r.name for r in anyio.run(children)]
+    assert names[:6] == [f"tiny · {s}" for s in ("ingest", "teachers", "ensemble", "students", "calibrate", "package")]
+    _ = (FlowRunFilter, FlowRunFilterParentFlowRunId)
+
+
+def test_bundle_is_registered_and_usable(first_run):
+    pkg = first_run.bundle
+    verify_bundle(pkg.bundle)
+    model = load_bundle(pkg.bundle)
     assert model.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-    version = MlflowClient().get_model_version_by_alias("fer-student", "champion")
-    assert version.tags["ferflow.source_run"] == pkg["candidate_run"]
-    assert version.tags["bundle_uri"].startswith("runs:/")
+    version = MlflowClient().get_model_version("fer-student", pkg.version)
+    assert version.tags["ferflow.source_run"] == pkg.candidate_run
 
 
 def test_rerun_is_all_cache_hits_and_registers_nothing(first_run):
@@ -47,19 +82,35 @@ def test_rerun_is_all_cache_hits_and_registers_nothing(first_run):
 
     client = MlflowClient()
     before = len(client.search_model_versions("name = 'fer-student'"))
-    again = pipeline_flow(config_path=CONFIG)
-    assert again["students"][0]["mlflow_run_id"] == first_run["students"][0]["mlflow_run_id"]  # cached, not retrained
-    assert [t["mlflow_run_id"] for t in again["teachers"]] == [t["mlflow_run_id"] for t in first_run["teachers"]]
-    assert again["ensemble"]["mlflow_run_id"] == first_run["ensemble"]["mlflow_run_id"]
-    assert again["package"]["registered"] is False
+    again = pipeline_flow(profile="tiny")
+    assert again.students.students[0].mlflow_run_id == first_run.students.students[0].mlflow_run_id
+    assert [t.mlflow_run_id for t in again.teachers] == [t.mlflow_run_id for t in first_run.teachers]
+    assert again.ensemble.mlflow_run_id == first_run.ensemble.mlflow_run_id
+    assert again.bundle.registered is False
     assert len(client.search_model_versions("name = 'fer-student'")) == before
+
+
+def test_a_stage_on_its_own_finds_its_inputs_by_hash(first_run):
+    from flows.calibrate import calibrate_flow
+
+    cal = calibrate_flow(profile="tiny")
+    assert [c.student.mlflow_run_id for c in cal] == [s.mlflow_run_id for s in first_run.students.students]
+
+
+def test_a_stage_whose_upstream_never_ran_names_it_and_trains_nothing(first_run):
+    from flows.ensemble import tune_ensemble_flow
+
+    cfg = load_pipeline_config(CONFIG)
+    other = cfg.model_copy(update={"teachers": cfg.teachers.model_copy(update={"seeds": [99]})})
+    with pytest.raises(MissingUpstreamError, match="train_teachers.*resnet seed 99"):
+        tune_ensemble_flow(config=other)
 
 
 def test_realtime_runner_on_a_synthetic_video(first_run):
     from fer_core.realtime.stabilize import StabilizerConfig
     from tasks.realtime import realtime_demo
 
-    live = realtime_demo.fn(first_run["package"]["bundle"], 1.0, StabilizerConfig())
+    live = realtime_demo.fn(first_run.bundle.bundle, 1.0, StabilizerConfig())
     assert Path(live["video"]).stat().st_size > 0
     assert Path(live["csv"]).read_text().count("\n") > 10
     assert 0.0 <= live["score"]["accuracy"] <= 1.0
