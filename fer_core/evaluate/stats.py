@@ -1,4 +1,11 @@
-"""Statistics over seeds and test samples: mean ± std, paired bootstrap CIs, paired permutation tests, verdicts."""
+"""Statistics over seeds and test samples: mean ± std, seed t-intervals, bootstrap CIs, permutation tests, verdicts.
+
+Across a handful of seeds use :func:`seed_t_ci` (Student t, n − 1 degrees of freedom): it covers at its nominal level
+for normal per-seed values at any n >= 2. A percentile bootstrap over 5 seeds undercovers (about 85 % for a nominal
+95 % on normal data; ``tests/core/evaluate/test_stats_coverage.py`` measures both), because resampling 5 values cannot
+reproduce the tails of the mean's sampling distribution. The bootstrap stays for test-sample resampling
+(:func:`paired_bootstrap_ci`, thousands of rows), where it is accurate.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +46,18 @@ class BootstrapCI:
     high: float
     confidence: float
     n_resamples: int
+
+
+@dataclass(frozen=True)
+class IntervalCI:
+    """Point estimate and confidence interval of a mean (or mean paired difference) over ``n`` values."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+    method: str = "Student t"
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,33 @@ def paired_bootstrap_ci(
     return BootstrapCI(float(full), float(lo), float(hi), confidence, n_resamples)
 
 
+def mean_t_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> IntervalCI:
+    """Student-t interval of the mean of ``n >= 2`` values: ``mean ± t_{n-1, (1+c)/2} · s / sqrt(n)``.
+
+    Raises:
+        DataIntegrityError: fewer than 2 or non-finite values. ConfigError: confidence outside (0, 1).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2 or not np.isfinite(v).all():
+        raise DataIntegrityError(f"a t-interval needs >= 2 finite values, got {v.tolist()}")
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
+    m, half = float(v.mean()), float(stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return IntervalCI(m, m - half, m + half, confidence, int(v.size))
+
+
+def seed_t_ci(values_a: Sequence[float], values_b: Sequence[float], confidence: float = 0.95) -> IntervalCI:
+    """Paired Student-t interval of the mean per-seed difference A − B (the seed CI the report uses).
+
+    Args:
+        values_a: per-seed metric of family A.
+        values_b: the same seeds' metric of family B (same order).
+        confidence: interval level.
+    """
+    a, b = _paired(values_a, values_b)
+    return mean_t_ci(a - b, confidence)
+
+
 def seed_bootstrap_ci(
     values_a: Sequence[float],
     values_b: Sequence[float],
@@ -142,7 +188,10 @@ def seed_bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> BootstrapCI:
-    """Percentile bootstrap CI (``scipy.stats.bootstrap``, ``paired=True``) of the mean per-seed difference A - B."""
+    """Percentile bootstrap CI (``scipy.stats.bootstrap``, ``paired=True``) of the mean per-seed difference A - B.
+
+    Undercovers at small n (about 85 % for a nominal 95 % with 5 normal seeds): prefer :func:`seed_t_ci`.
+    """
     a, b = _paired(values_a, values_b)
     res = stats.bootstrap((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), paired=True, vectorized=True,
                           n_resamples=n_resamples, confidence_level=confidence, method="percentile",
@@ -179,7 +228,7 @@ def paired_permutation_test(
 def verdict(
     name_a: str,
     name_b: str,
-    ci: BootstrapCI,
+    ci: BootstrapCI | IntervalCI,
     test: PermutationResult,
     metric: str = "macro-F1",
     alpha: float = 0.05,
