@@ -1,4 +1,9 @@
-"""Temperature scaling (Guo et al., 2017): fit T minimising validation NLL of softmax(z / T); per-class T_c too."""
+"""Temperature scaling (Guo et al., 2017): fit T minimising validation NLL of softmax(z / T); per-class T_c too.
+
+Temperatures divide log-probabilities, ``softmax(log_softmax(z) / T)``. For one global T that is exactly
+``softmax(z / T)``; for per-class ``T_c`` it makes the map shift-invariant (adding a constant to a row of logits, which
+leaves the model's prediction unchanged, leaves the calibrated probabilities unchanged too), which ``z / T_c`` is not.
+"""
 
 from __future__ import annotations
 
@@ -74,17 +79,20 @@ def check_logits(logits: np.ndarray, y: np.ndarray | None, n_classes: int, where
 
 
 def nll_at(logits: np.ndarray, y: np.ndarray, temperature: float | np.ndarray) -> float:
-    """Mean NLL of ``softmax(logits / T)`` (T scalar or per class ``[C]``)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
+    """Mean NLL of ``softmax(log_softmax(logits) / T)`` (T scalar or per class ``[C]``)."""
+    z = log_softmax(np.asarray(logits, dtype=np.float64), axis=1) / temperature
     return float((logsumexp(z, axis=1) - z[np.arange(z.shape[0]), y]).mean())
 
 
 def apply_temperature(logits: np.ndarray, temperature: float | Sequence[float] | np.ndarray) -> np.ndarray:
-    """Calibrated probabilities ``softmax(logits / T)``; ``T`` scalar or per-class ``[C]``. Returns ``[N, C]``."""
+    """Calibrated probabilities ``softmax(log_softmax(logits) / T)``; ``T`` scalar or per-class ``[C]``.
+
+    With a scalar T this equals ``softmax(logits / T)``. Returns ``[N, C]``.
+    """
     t = np.asarray(temperature, dtype=np.float64)
     if not np.isfinite(t).all() or (t <= 0).any():
         raise ConfigError(f"temperatures must be finite and > 0, got {t.tolist()}")
-    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / t, axis=1))
+    return np.exp(log_softmax(log_softmax(np.asarray(logits, dtype=np.float64), axis=1) / t, axis=1))
 
 
 def fit_temperature(
@@ -132,7 +140,10 @@ def fit_per_class_temperature(
     reg: float = 0.01,
     max_iter: int = 100,
 ) -> PerClassTemperatureFit:
-    """Fit ``T_c`` jointly (NLL of ``softmax(z / T)`` with ``T = [T_1..T_C]``) by LBFGS on ``log T_c``.
+    """Fit ``T_c`` jointly (NLL of ``softmax(log_softmax(z) / T)``, ``T = [T_1..T_C]``) by LBFGS on ``log T_c``.
+
+    Fitting on log-probabilities makes the result shift-invariant: a per-row constant added to the logits changes
+    neither the fitted ``T_c`` nor the calibrated probabilities.
 
     Loss: ``NLL + reg * mean_c (log T_c - log T_global)^2``, which pulls classes with little evidence toward the
     global temperature. A class absent from the validation labels keeps the global T (recorded in ``warnings``).
@@ -152,7 +163,7 @@ def fit_per_class_temperature(
     present = torch.bincount(t, minlength=len(classes)) > 0
     fallback = tuple(c for c, p in zip(classes, present.tolist(), strict=True) if not p)
     warnings = tuple(f"class {c!r} is absent from the validation set; it keeps the global T" for c in fallback)
-    z = torch.as_tensor(z_np)
+    z = torch.log_softmax(torch.as_tensor(z_np), dim=1)
     log_g = torch.full((len(classes),), float(np.log(global_temperature)), dtype=torch.float64)
     free = log_g[present].clone().requires_grad_(True)
     opt = torch.optim.LBFGS([free], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")

@@ -84,8 +84,14 @@ def read_calibration(source: str | os.PathLike[str] | dict[str, Any]) -> Calibra
 
 
 def calibrated_softmax(logits: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
-    """``softmax(logits / T)`` row-wise; ``logits`` ``[B, K]``, ``temperatures`` ``[K]`` → probabilities ``[B, K]``."""
-    z = np.asarray(logits, dtype=np.float64) / np.asarray(temperatures, dtype=np.float64)
+    """``softmax(log_softmax(logits) / T)`` row-wise (= ``softmax(logits / T)`` for one global T).
+
+    ``logits`` ``[B, K]``, ``temperatures`` ``[K]`` → probabilities ``[B, K]``. Dividing log-probabilities keeps
+    per-class temperatures shift-invariant (see ``fer_core.calibrate.temperature``).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    z = (z - np.log(np.exp(z).sum(axis=-1, keepdims=True))) / np.asarray(temperatures, dtype=np.float64)
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)

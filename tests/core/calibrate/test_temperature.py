@@ -30,12 +30,32 @@ def test_recovers_known_temperature(t_true):
 
 
 def test_per_class_recovers_class_temperatures():
-    z, y = _synthetic(seed=1)
+    """Labels drawn from softmax(log_softmax(z) / t_true): the per-class fit recovers t_true."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(40_000, 7)) * 2.0
     t_true = np.array([1.0, 1.5, 2.0, 2.5, 3.0, 1.2, 0.8])
-    fit = fit_per_class_temperature(z * t_true, y, global_temperature=1.8, reg=0.0)
-    np.testing.assert_allclose(fit.temperatures, t_true, rtol=0.05)
+    p = apply_temperature(z, t_true)
+    y = (p.cumsum(axis=1) > rng.random((len(z), 1))).argmax(axis=1)
+    fit = fit_per_class_temperature(z, y, global_temperature=1.8, reg=0.0)
+    np.testing.assert_allclose(fit.temperatures, t_true, rtol=0.06)
     assert fit.fallback_classes == () and fit.warnings == ()
-    assert fit.nll_after < nll_at(z * t_true, y, 1.8)
+    assert fit.nll_after < nll_at(z, y, 1.8)
+
+
+def test_per_class_temperature_is_shift_invariant():
+    """A per-row constant added to the logits (same predictions) changes neither the fit nor the probabilities."""
+    z, y = _synthetic(n=3000, seed=4)
+    z = z * np.array([1.0, 1.5, 2.0, 2.5, 3.0, 1.2, 0.8])
+    shifted = z + np.random.default_rng(5).normal(0, 10, (len(z), 1))
+    a = fit_per_class_temperature(z, y, global_temperature=1.5)
+    b = fit_per_class_temperature(shifted, y, global_temperature=1.5)
+    np.testing.assert_allclose(a.temperatures, b.temperatures, rtol=1e-5)
+    assert len(set(np.round(a.temperatures, 3))) > 1  # really per class
+    np.testing.assert_allclose(apply_temperature(z, a.temperatures), apply_temperature(shifted, a.temperatures),
+                               atol=1e-9)  # fmt: skip
+    assert nll_at(z, y, a.temperatures) == pytest.approx(nll_at(shifted, y, a.temperatures))
+    # a global T is shift-invariant too, and equals plain softmax(z / T)
+    np.testing.assert_allclose(apply_temperature(shifted, 1.7), softmax(z / 1.7, axis=1), atol=1e-9)
 
 
 def test_per_class_absent_class_keeps_global_t_with_warning():
