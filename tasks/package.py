@@ -3,87 +3,73 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from fer_core.errors import GateFailedError
-from fer_core.export.bundle import verify_bundle, write_bundle
-from fer_core.export.model_card import render_model_card
+from fer_core.export.bundle import bundle_sha256, verify_bundle, write_bundle
+from fer_core.export.gates import Baselines
+from fer_core.export.model_card import card_excerpt, render_model_card
 from fer_core.export.onnx import check_parity, export_onnx
 from fer_core.export.quantize import keep_int8_if, quantize_int8
 from fer_core.io import sha256_file
 from fer_core.models.checkpoint import load_checkpoint
 from fer_core.preprocess import PreprocessSpec
 from tasks._data import dataset, load_index
-from tasks._mlflow import EXPERIMENT, configure_tracking, ferflow_run
+from tasks._mlflow import configure_tracking, ferflow_run
+from tasks.contracts import BundleRef, IndexRef
+from tasks.model_registry import (
+    Candidate,
+    card_metrics,
+    decide_alias,
+    describe_registry,
+    existing_version,
+    gates_markdown,
+    move_alias,
+    promotion_gates,
+    register_version,
+    select_candidate,
+    validation_baselines,
+    version_tags,
+)
+from tasks.profile import PackageSection
 
-SOURCE_TAG = "ferflow.source_run"
 
+def build_bundle(
+    cand: Candidate, base: Baselines, spec: PreprocessSpec, index_path: str, index_sha256: str, cfg: Any, out: Path
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Export the candidate's last checkpoint, verify parity, optionally INT8, write the bundle with its model card.
 
-def select_candidate(min_macro_f1: float, max_ece: float, dataset_sha256: str) -> Any:
-    """The finished student run with the best last-epoch validation macro-F1 that passes the gates.
+    Parity and the INT8 decision use validation samples (no decision here reads the test split).
 
-    Raises:
-        GateFailedError: no run passes (the message lists the best runs and why they fail).
+    Returns:
+        ``(info, example)``: bundle path and export figures, and two preprocessed inputs for the MLflow signature.
     """
-    runs = mlflow.search_runs(
-        experiment_names=[EXPERIMENT],
-        filter_string=(
-            "tags.`ferflow.stage` = 'distill' and attributes.status = 'FINISHED' "
-            f"and tags.`ferflow.dataset_sha256` = '{dataset_sha256}'"
-        ),
-        order_by=["metrics.`final/macro_f1` DESC"],
-        output_format="pandas",
-    )
-    if runs.empty:
-        raise GateFailedError(f"no finished student run for dataset {dataset_sha256[:12]} in MLflow")
-    f1, ece = runs.get("metrics.final/macro_f1"), runs.get("metrics.after/ece_15")
-    ok = runs[(f1 >= min_macro_f1) & (ece <= max_ece)] if f1 is not None and ece is not None else runs.iloc[0:0]
-    if ok.empty:
-        shown = runs.head(5)[["run_id", "tags.mlflow.runName"]].assign(
-            macro_f1=f1.head(5), ece_after=ece.head(5) if ece is not None else np.nan
-        )
-        raise GateFailedError(
-            f"no student passes the gates (macro-F1 >= {min_macro_f1}, calibrated ECE <= {max_ece}); best runs:\n"
-            f"{shown.to_string(index=False)}"
-        )
-    return ok.iloc[0]
-
-
-def _existing_version(client: MlflowClient, model_name: str, run_id: str) -> Any:
-    try:
-        versions = client.search_model_versions(f"name = '{model_name}' and tags.`{SOURCE_TAG}` = '{run_id}'")
-    except mlflow.exceptions.MlflowException:
-        return None
-    return versions[0] if versions else None
-
-
-def _champion_f1(client: MlflowClient, model_name: str) -> float | None:
-    try:
-        v = client.get_model_version_by_alias(model_name, "champion")
-    except mlflow.exceptions.MlflowException:
-        return None
-    return float(v.tags.get("macro_f1", "nan"))
-
-
-def build_bundle(run: Any, spec: PreprocessSpec, index_path: str, index_sha256: str, cfg: Any, out: Path) -> dict:
-    """Export the candidate's last checkpoint, verify parity on real samples, optionally INT8, write the bundle."""
-    client = MlflowClient()
-    run_id = run["run_id"]
     tmp = Path(tempfile.mkdtemp(prefix="ferflow-package-"))
+    try:
+        return _build_in(tmp, cand, base, spec, index_path, index_sha256, cfg, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the bundle holds copies of everything kept
+
+
+def _build_in(
+    tmp: Path, cand: Candidate, base: Baselines, spec: PreprocessSpec, index_path: str, index_sha256: str, cfg: Any,
+    out: Path,
+) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
+    client = MlflowClient()
+    run_id = cand.run_id
     ckpt = next(Path(client.download_artifacts(run_id, "checkpoint", str(tmp))).glob("*.pt"))
     calib = Path(client.download_artifacts(run_id, "calibration/calibration.json", str(tmp)))
     model, meta = load_checkpoint(ckpt)
-    test = dataset(index_path, index_sha256, "test", spec)
-    n = min(cfg.parity_samples, len(test))
-    x, y = test.get_batch(np.arange(n))
+    val = dataset(index_path, index_sha256, "val", spec)
+    n = min(cfg.parity_samples, len(val))
+    x, y = val.get_batch(np.arange(n))
     onnx_path = export_onnx(model, spec, tmp / "model.onnx")
     parity = check_parity(model, onnx_path, x.numpy())
     quant = {"int8": "off"}
@@ -102,11 +88,12 @@ def build_bundle(run: Any, spec: PreprocessSpec, index_path: str, index_sha256: 
         quant = {"int8": "kept" if keep else "rejected", **{f"macro_f1_{k}": v for k, v in f1.items()}}
         onnx_path = q if keep else onnx_path
     rows = load_index(index_path, index_sha256)
-    metrics = {k.removeprefix("metrics."): float(v) for k, v in run.items() if k.startswith("metrics.") and v == v}
+    counts = {str(k): {str(c): int(n) for c, n in g.items()} for k, g in rows.groupby("split")["label"].value_counts()
+              .unstack(fill_value=0).iterrows()}  # fmt: skip
     card = render_model_card(
         cfg.model_name,
-        {"index_sha256": index_sha256, "counts": rows.groupby(["split", "label"]).size().to_dict()},
-        metrics,
+        {"index_sha256": index_sha256, "counts": counts},
+        card_metrics(cand, base),
         json.loads(calib.read_text()),
         spec,
         lineage={
@@ -116,61 +103,90 @@ def build_bundle(run: Any, spec: PreprocessSpec, index_path: str, index_sha256: 
             "parity_max_abs_diff": parity.max_abs_diff,
             **quant,
         },
+        calibration_notes=[cand.calibration_note] if cand.calibration_note else [],
     )
     bundle = write_bundle(out, onnx_path, calib, spec, card, overwrite=True)
     verify_bundle(bundle)
-    return {"bundle": str(bundle), "parity_max_abs_diff": float(parity.max_abs_diff), "parity_n": n, **quant}
+    info = {"bundle": str(bundle), "parity_max_abs_diff": float(parity.max_abs_diff), "parity_n": n, **quant}
+    return info, x[:2].numpy()
 
 
-@task(name="package_student")
-def package_student(
-    spec: PreprocessSpec, index_path: str, index_sha256: str, cfg: Any, out_root: str
-) -> dict[str, Any]:
-    """Select, export, bundle, log, register and alias; re-running on the same candidate registers nothing."""
-    configure_tracking()
-    client = MlflowClient()
-    run = select_candidate(cfg.min_macro_f1, cfg.max_ece, index_sha256)
-    run_id = run["run_id"]
-    existing = _existing_version(client, cfg.model_name, run_id)
-    bundle_dir = Path(out_root) / "bundles" / run_id
-    if existing is not None and (bundle_dir / "manifest.json").exists():
-        verify_bundle(bundle_dir)
-        return {
-            "bundle": str(bundle_dir),
-            "version": existing.version,
-            "registered": False,
-            "aliases": list(existing.aliases),
-            "candidate_run": run_id,
-        }
-    info = build_bundle(run, spec, index_path, index_sha256, cfg, bundle_dir)
-    f1 = float(run["metrics.final/macro_f1"])
-    ece = float(run["metrics.after/ece_15"])
-    with ferflow_run("package", dataset_sha256=index_sha256, parent=run_id, run_name="package") as (pkg_id, sink):
-        sink.log_metrics({"macro_f1": f1, "ece": ece, "parity_max_abs_diff": info["parity_max_abs_diff"]})
-        client.log_artifacts(pkg_id, info["bundle"], "bundle")
-        with mlflow.start_run(run_id=pkg_id):
-            import onnx
-
-            model_info = mlflow.onnx.log_model(onnx.load(str(Path(info["bundle"]) / "model.onnx")), name="model")
-    version = mlflow.register_model(
-        model_info.model_uri,
-        cfg.model_name,
-        tags={SOURCE_TAG: run_id, "macro_f1": f"{f1:.6f}", "ece": f"{ece:.6f}", "bundle_uri": f"runs:/{pkg_id}/bundle"},
-    )
-    champion = _champion_f1(client, cfg.model_name)
-    alias = "champion" if champion is None or f1 > champion else "challenger"
-    client.set_registered_model_alias(cfg.model_name, alias, version.version)
+def _already_registered(model_name: str, existing: Any, bundle_dir: Path, cand: Candidate, gates_md: str) -> BundleRef:
+    """The chosen student was packaged before: verify its bundle, say so, register nothing."""
+    verify_bundle(bundle_dir)
+    aliases = ", ".join(f"@{a}" for a in existing.aliases) or "no alias"
     create_markdown_artifact(
         key="package",
-        markdown=f"# {cfg.model_name} v{version.version} -> @{alias}\n\nmacro-F1 {f1:.4f} (champion before: "
-        f"{champion}), calibrated ECE {ece:.4f}, ONNX parity max |dlogit| {info['parity_max_abs_diff']:.2e} on "
-        f"{info['parity_n']} test samples, INT8: {info['int8']}\n\nBundle: `{info['bundle']}`",
+        markdown=f"# {model_name} v{existing.version} ({aliases}): already registered\n\nThe best calibrated student "
+        f"is still `{cand.run_id}` ({cand.name}); nothing new was registered.\n\n{gates_md}",
+        description=f"Packaging of {model_name}: the chosen student was registered before",
     )
-    return {
-        **info,
-        "version": version.version,
-        "alias": alias,
-        "registered": True,
-        "candidate_run": run_id,
-        "package_run": pkg_id,
-    }
+    return BundleRef(
+        bundle=str(bundle_dir),
+        version=str(existing.version),
+        alias=existing.aliases[0] if existing.aliases else None,
+        registered=False,
+        candidate_run=cand.run_id,
+    )
+
+
+@task(name="package_student", task_run_name="package {cfg.model_name}")
+def package_student(cfg: PackageSection, index: IndexRef, spec: PreprocessSpec, out_root: str) -> BundleRef:
+    """Select, export, bundle, log, register and alias; re-running on the same candidate registers nothing."""
+    index_path, index_sha256 = index.index_path, index.index_sha256
+    configure_tracking()
+    client = MlflowClient()
+    base = validation_baselines(load_index(index_path, index_sha256))
+    cand, ranked = select_candidate(index_sha256, promotion_gates(cfg), base)
+    run_id = cand.run_id
+    existing = existing_version(client, cfg.model_name, run_id)
+    bundle_dir = Path(out_root) / "bundles" / run_id
+    if existing is not None and (bundle_dir / "manifest.json").exists():
+        return _already_registered(cfg.model_name, existing, bundle_dir, cand, gates_markdown(cand, base, ranked))
+    describe_registry(client, cfg.model_name)
+    info, example = build_bundle(cand, base, spec, index_path, index_sha256, cfg, bundle_dir)
+    bundle = Path(info["bundle"])
+    gates_md = gates_markdown(cand, base, ranked)
+    with ferflow_run("package", dataset_sha256=index_sha256, parent=run_id, run_name=f"package {cand.name}") as (
+        pkg_id,
+        sink,
+    ):
+        sink.log_metrics({**{f"val/{k}": v for k, v in cand.val.items()},
+                          **{f"heldout/{k}": v for k, v in cand.heldout.items()},
+                          "parity_max_abs_diff": info["parity_max_abs_diff"]})  # fmt: skip
+        client.log_artifacts(pkg_id, str(bundle), "bundle")
+        sink.log_text(gates_md, "promotion_gates.md")
+        tags = version_tags(cand, index_sha256, bundle_sha256(bundle), f"runs:/{pkg_id}/bundle")
+        card = (bundle / "model_card.md").read_text(encoding="utf-8")
+        version = register_version(client, cfg.model_name, cand, bundle / "model.onnx", example, card_excerpt(card),
+                                   tags)  # fmt: skip
+        alias, why = decide_alias(client, cfg.model_name, cand, index_sha256)
+        move = move_alias(client, cfg.model_name, str(version.version), alias, why, pkg_id)
+    head = (
+        f"{cfg.model_name} v{version.version} -> @{alias}"
+        if alias
+        else f"{cfg.model_name} v{version.version}: NOT promoted"
+    )
+    create_markdown_artifact(
+        key="package",
+        markdown=(
+            f"# {head}\n\n{move}\n\nStudent run `{run_id}` ({cand.name}); held-out macro-F1 "
+            f"{cand.heldout['macro_f1']:.4f}, accuracy {cand.heldout['accuracy']:.4f}; T = {cand.temperature:.3f}. "
+            f"ONNX parity max |dlogit| {info['parity_max_abs_diff']:.2e} on {info['parity_n']} validation samples; "
+            f"INT8: {info['int8']}.\n\n## Promotion gates (validation only)\n\n{gates_md}\n\nBundle: `{bundle}`"
+        ),
+        description=f"Packaging of {cfg.model_name}: the chosen student, its gates and where its alias moved",
+    )
+    return BundleRef(
+        bundle=info["bundle"],
+        version=str(version.version),
+        alias=alias,
+        registered=True,
+        candidate_run=run_id,
+        package_run=pkg_id,
+        details={
+            **{k: v for k, v in info.items() if k != "bundle"},
+            "alias_move": move,
+            "gates": cand.verdict.summary(),
+        },
+    )
