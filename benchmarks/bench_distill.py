@@ -23,9 +23,8 @@ import torch.nn.functional as F
 
 from fer_core.data.dataset import ArrayDataset
 from fer_core.distill import DistillConfig, make_distill_criterion
-from fer_core.nested import NestedConfig
+from fer_core.nested import DeepMemoryOptimizer, MemoryMLP, MetaSource, NestedConfig, NestedStepRunner
 from fer_core.nested.memory import _rss_mb
-from fer_core.nested.steps import NestedStepper
 from fer_core.preprocess import PreprocessSpec
 
 MODEL, PX, BATCH, C = "test_resnet", 48, 64, 7  # double-backward capable (full unroll); mobilenetv3 hardsigmoid is not
@@ -143,14 +142,18 @@ def nl_child(name: str, steps: int) -> dict:
             loss.backward()
             opt.step()
     else:
-        cfg = NestedConfig(batch_size=BATCH, meta_batch_size=BATCH, device="cpu", **spec)
-        st = NestedStepper(model, crit, data, rows[: BATCH * 2], cfg, torch.device("cpu"), rng)
-        k, u = cfg.meta_every, cfg.unroll
-        while st.inner_steps < steps:
-            batches = [[rng.choice(rows[BATCH * 2 :], BATCH, replace=False)] for _ in range(k)]
-            for b in batches[: k - u]:
-                st.plain_step(b, 1)
-            st.meta_window(batches[k - u :], 1)
+        # The engine's Nested Learning step runner, driven directly (constant lr, no clipping, like the baseline).
+        cfg = NestedConfig(meta_batch_size=BATCH, **spec)
+        memory = MemoryMLP(2, cfg.memory_hidden, cfg.memory_layers)
+        opt = DeepMemoryOptimizer(list(model.parameters()), memory, cfg, lr=1e-3, weight_decay=0.01)
+        st = NestedStepRunner(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), crit,
+                              torch.device("cpu"), micro_batch=BATCH, nested=cfg,
+                              meta=MetaSource(data, rows[: BATCH * 2], BATCH, 0))  # fmt: skip
+        for gstep in range(steps):
+            idx = rng.choice(rows[BATCH * 2 :], BATCH, replace=False)
+            x, y = data.get_batch(idx, train=True, rng=rng)
+            st.step(x, y, torch.from_numpy(idx), [data.sample_ids[i] for i in idx], 1, gstep)
+        st.end_epoch(1)
     dt = (time.perf_counter() - t0) / steps
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
