@@ -16,6 +16,7 @@ from tasks._cache import CODE_AWARE
 from tasks._data import load_index
 from tasks._mlflow import MlflowSink, configure_tracking
 from tasks.contracts import CalibratedStudent, IndexRef, StudentRun, find_result, save_result
+from tasks.tables import calibration_markdown
 
 
 def split_logits(logits_path: str, index_path: str, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -48,19 +49,15 @@ def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexR
     before, after = metrics["before"], metrics["after"]
     table = res.test_abstention.round(4).to_dict("records") if res.test_abstention is not None else []
     if table:
-        create_table_artifact(key="abstention", table=table, description="Per-class thresholds on the test split")
+        create_table_artifact(
+            key="abstention",
+            table=table,
+            description=f"{student.name}: per-class abstention thresholds set on validation, measured on {test_split}",
+        )
     create_markdown_artifact(
         key="calibration",
-        markdown=(
-            f"# Calibration of {student.name}\n\nT = {res.spec.temperature:.3f}\n\n| metric | before | after |\n"
-            "|---|---|---|\n"
-            + "\n".join(
-                f"| {k} | {before[k]:.4f} | {after[k]:.4f} |"
-                for k in ("ece_15", "ece_10", "nll", "brier")
-                if k in before
-            )
-            + ("\n\nWarnings: " + "; ".join(res.warnings) if res.warnings else "")
-        ),
+        markdown=calibration_markdown(student.name, res, test_split),
+        description=f"{student.name}: temperature, and ECE/NLL/Brier on validation and {test_split} before and after",
     )
     result = CalibratedStudent(
         student=student,
