@@ -24,6 +24,7 @@ from tasks._ray import ensure_ray
 from tasks._tune import run_sweep
 from tasks.contracts import EnsembleResult, IndexRef, TeacherRun, find_result, save_result
 from tasks.profile import EnsembleSection
+from tasks.tables import ensemble_grid_rows
 from tasks.teachers import run_dir, teachers_of_seed
 
 
@@ -125,10 +126,14 @@ def tune_ensemble_task(
         client.set_tag(run_id, "ferflow.best_weights", ",".join(f"{w:.3f}" for w in weights))
         client.set_tag(run_id, "ferflow.best_temperature", f"{float(best['temperature']):.3f}")
         client.set_tag(run_id, "ferflow.teacher_temperatures", ",".join(f"{t:.3f}" for t in teacher_t))
+    rows, spread = ensemble_grid_rows(agg, teacher_names, (weights, float(best["temperature"])))
     create_table_artifact(
         key="ensemble-grid",
-        table=agg.head(20).round(4).to_dict("records"),
-        description=f"Top ensemble configs over {len(seeds)} seed(s); best weights {weights} T={best['temperature']}",
+        table=rows,
+        description=f"Best 20 of {len(agg)} ensemble configs by validation macro-F1 ({spread}); the chosen one (lowest "
+        f"NLL within {f1_tolerance} of the best macro-F1): "
+        + ", ".join(f"{n} {w:.2f}" for n, w in zip(teacher_names, weights, strict=True))
+        + f", T = {float(best['temperature']):.2f}",
     )
     result = EnsembleResult(
         weights=weights,

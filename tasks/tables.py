@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from fer_core.calibrate.pipeline import CalibrationResult
 
 #: Calibration figures shown side by side for validation and the held-out split (name in the metrics -> label).
@@ -97,3 +99,35 @@ def calibration_markdown(student: str, res: CalibrationResult, heldout_split: st
     others = [w for w in res.warnings if "falls back to 1" not in w]
     tail = "\n\nWarnings:\n" + "\n".join(f"- {w}" for w in others) if others else ""
     return f"# Calibration of {student}\n\n{head}\n\n{markdown_table(rows)}{tail}"
+
+
+def ensemble_grid_rows(
+    agg: Any, teacher_names: Sequence[str], chosen: tuple[Sequence[float], float], top: int = 20
+) -> tuple[list[dict[str, Any]], str]:
+    """The ensemble sweep's best configurations as rows named by teacher, and a note on the seed spread.
+
+    Args:
+        agg: the aggregate over seeds (columns ``w_<i>``, ``temperature``, the metrics, ``macro_f1_std``, ``n_seeds``).
+        teacher_names: teacher ``i``'s name for column ``w_<i>``.
+        chosen: the selected ``(weights, temperature)``, marked in the ``chosen`` column.
+        top: rows kept (best macro-F1 first).
+
+    Returns:
+        ``(rows, note)``; the macro-F1 spread column is dropped when there is one teacher seed (no spread to show),
+        and the note says so.
+    """
+    weights, temperature = chosen
+    n_seeds = int(agg["n_seeds"].max()) if len(agg) else 0
+    rows = []
+    for _, r in agg.head(top).iterrows():
+        w = [float(r[f"w_{i}"]) for i in range(len(teacher_names))]
+        row: dict[str, Any] = {f"weight {n}": round(x, 3) for n, x in zip(teacher_names, w, strict=True)}
+        row["T"] = float(r["temperature"])
+        row.update({k: round(float(r[k]), 4) for k in ("macro_f1", "accuracy", "minority_f1", "ece", "nll")})
+        if n_seeds >= 2:
+            row["macro_f1 std over seeds"] = round(float(r["macro_f1_std"]), 4)
+        row["chosen"] = "yes" if np.allclose(w, weights) and math.isclose(row["T"], temperature) else ""
+        rows.append(row)
+    note = (f"mean and std over {n_seeds} teacher seeds" if n_seeds >= 2
+            else "one teacher seed, so no spread across seeds is shown")  # fmt: skip
+    return rows, note

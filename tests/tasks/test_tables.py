@@ -46,3 +46,29 @@ def test_calibration_markdown_says_when_the_fit_was_rejected(tmp_path):
     cells = [c.strip() for c in ece.strip("|").split("|")]
     assert cells[1] == cells[2] == f"{res.val_metrics['val_before']['ece_15']:.4f}"  # T = 1: the same before and after
     assert cells[3] == cells[4] != cells[1]
+
+
+def grid(seeds: list[int]):
+    import pandas as pd
+
+    from tasks._ensemble_trial import aggregate
+
+    rows = []
+    for s in seeds:
+        for w0, t in ((0.25, 1.0), (0.75, 1.0), (0.75, 1.5)):
+            f1 = 0.5 + w0 / 10 + s / 100
+            rows.append({"w_0": w0, "w_1": 1 - w0, "temperature": t, "seed": s, "accuracy": f1, "macro_f1": f1,
+                         "minority_f1": f1, "ece": 0.05, "nll": t, "brier": 0.3})  # fmt: skip
+    return aggregate(pd.DataFrame(rows))
+
+
+def test_ensemble_grid_rows_are_named_by_teacher_and_show_spread_only_when_there_is_one():
+    from tasks.tables import ensemble_grid_rows
+
+    one, note = ensemble_grid_rows(grid([0]), ["resnet", "effnet"], ([0.75, 0.25], 1.0))
+    assert list(one[0])[:3] == ["weight resnet", "weight effnet", "T"]
+    assert not any("w_0" in k or "std" in k for k in one[0]) and "one teacher seed" in note
+    assert [r["chosen"] for r in one].count("yes") == 1
+    assert next(r for r in one if r["chosen"])["T"] == 1.0
+    two, note = ensemble_grid_rows(grid([0, 1]), ["resnet", "effnet"], ([0.75, 0.25], 1.0))
+    assert two[0]["macro_f1 std over seeds"] == round(float(np.std([0.575, 0.585], ddof=1)), 4) and "2 teacher" in note
