@@ -84,7 +84,11 @@ def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame
     rows = [{"split": sp, **row} for sp, row in counts.items()]
     if rows:
         create_table_artifact(key="class-balance", table=rows, description="Images per class and split")
-    create_markdown_artifact(key="ingest-findings", markdown=_findings_md(res.report))
+    create_markdown_artifact(
+        key="ingest-findings",
+        markdown=_findings_md(res.report),
+        description="What ingestion found: duplicates, leakage across splits, rejected and flagged images",
+    )
     out = outputs(cfg)
     _log_ingest_run(out, index)
     return out

@@ -38,7 +38,11 @@ def realtime_demo(bundle: str, seconds_per_label: float, stabilizer: StabilizerC
     keys = _keys_from_sidecar(Path(str(video) + ".json"), out)
     summary = run(bundle, str(video), RunnerConfig(display="video", keys_file=keys, stabilizer=stabilizer), out)
     metrics, table = score(out)
-    create_markdown_artifact(key="realtime-demo", markdown=f"# Realtime demo\n\n{table}")
+    create_markdown_artifact(
+        key="realtime-demo",
+        markdown=f"# Realtime demo\n\n{table}",
+        description="The packaged bundle run headless on a rendered video, scored with Protocol-Lite",
+    )
     return {
         "video": str(summary.video_path),
         "csv": str(summary.csv_path),
