@@ -93,12 +93,12 @@ def child_overhead() -> dict:
     noop()
     server_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    state = pipeline_flow(config_path=str(TINY), return_state=True)
+    state = pipeline_flow(profile="tiny", return_state=True)
     wall = time.perf_counter() - t0
     state.result()
     tasks = _task_seconds(state.state_details.flow_run_id)
     t0 = time.perf_counter()
-    again = pipeline_flow(config_path=str(TINY), return_state=True)
+    again = pipeline_flow(profile="tiny", return_state=True)
     cached = time.perf_counter() - t0
     again.result()
     cached_tasks = _task_seconds(again.state_details.flow_run_id)
@@ -133,7 +133,7 @@ def child_memory() -> dict:
         idle = rss()
         env = {**os.environ, **status.env}
         client = subprocess.Popen([sys.executable, "-c", "from flows.pipeline import pipeline_flow; "
-                                   f"pipeline_flow(config_path={str(TINY)!r})"], env=env, cwd=REPO,
+                                   "pipeline_flow(profile='tiny')"], env=env, cwd=REPO,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         peak: dict[str, int] = {}
         peak_total, client_peak = 0, 0
@@ -170,15 +170,22 @@ def child_scaleout(cpus: int, profile: str) -> dict:
     from mlflow.tracking import MlflowClient
 
     from flows.distill import distill_sweep_flow
+    from flows.ensemble import tune_ensemble_flow
+    from flows.ingest import ingest_pipeline_flow
+    from flows.teachers import train_teachers_flow
     from tasks._ray import ensure_ray
+    from tasks.profile import load_pipeline_config
 
     ensure_ray(num_cpus=cpus)
+    cfg = load_pipeline_config(profile)
+    for upstream in (ingest_pipeline_flow, train_teachers_flow, tune_ensemble_flow):  # the sweep's inputs
+        upstream(config=cfg)
     t0 = time.perf_counter()
-    out = distill_sweep_flow(config_path=profile)
+    out = distill_sweep_flow(config=cfg)
     wall = time.perf_counter() - t0
-    run = MlflowClient().get_run(out["sweep"]["mlflow_run_id"])
+    run = MlflowClient().get_run(out.mlflow_run_id)
     return {"cpus": cpus, "sweep_s": run.data.metrics["wall_time_s"], "flow_wall_s": wall,
-            "trials": len(out["sweep"]["trials"])}  # fmt: skip
+            "trials": len(out.trials)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------ main

@@ -336,14 +336,17 @@ def tune_stabilizer_cmd(
 
 @app.command()
 def score(
-    log: Annotated[Path, typer.Argument(help="runner per-frame CSV (events log beside it)", exists=True,
-                                        dir_okay=False)],  # fmt: skip
+    log: Annotated[Path, typer.Argument(help="runner log folder, or its per-frame CSV (events log beside it)",
+                                        exists=True)],  # fmt: skip
 ) -> None:
     """Protocol-Lite scoring of a runner log."""
     from fer_core.data.validate import require_regular_file
     from fer_core.realtime.score import score as score_run
 
-    require_regular_file(log, what="runner log")  # a FIFO would block the reader forever
+    frames = log / "frames.csv" if log.is_dir() else log
+    for path in (frames, frames.parent / "events.jsonl"):
+        if path.exists() or path == log:  # a FIFO would block the reader forever; absent files: score names them
+            require_regular_file(path, what="runner log")
     metrics, table = score_run(log)
     typer.echo(table)
     _echo_json(metrics)
@@ -399,12 +402,21 @@ def _check_stack_state() -> None:
 @stack_app.command("up")
 def stack_up_cmd(
     artifacts: Annotated[str | None, typer.Option(help="MLflow artifact root: folder or s3://bucket/prefix")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole status as JSON")] = False,
 ) -> None:
-    """Start and health-check the local Prefect server + worker, MLflow server and Ray head."""
+    """Start and health-check the local Prefect server + worker, MLflow server and Ray head.
+
+    Prints the ``export`` lines a shell needs to use the stack (``eval "$(ferflow stack up)"``); progress goes to
+    stderr.
+    """
     settings = _stack_settings()
     from ferflow.stack import stack_up
 
-    _echo_json(stack_up(settings, artifacts=artifacts, on_event=stderr).model_dump(mode="json"))
+    status = stack_up(settings, artifacts=artifacts, on_event=stderr)
+    if as_json:
+        _echo_json(status.model_dump(mode="json"))
+    else:
+        typer.echo(status.export_lines())
 
 
 @stack_app.command("down")

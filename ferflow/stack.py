@@ -129,7 +129,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "FERFLOW_HOME": str(settings.home),
         "PREFECT_API_URL": f"http://{HOST}:{settings.prefect_port}/api",
         "MLFLOW_TRACKING_URI": f"http://{HOST}:{settings.mlflow_port}",
-        "FERFLOW_RAY_ADDRESS": f"{HOST}:{settings.ray_port}",
+        "FERFLOW_RAY_ADDRESS": settings.ray_address or f"{HOST}:{settings.ray_port}",  # an external cluster wins
         "RAY_AUTH_MODE": settings.ray_auth_mode,
     }
     if settings.ray_auth_mode == "token":
@@ -177,13 +177,31 @@ def _command(name: str, settings: Settings, artifacts: str) -> list[str]:
                 "--artifacts-destination", artifacts,
                 "--allowed-hosts", f"{HOST}:{settings.mlflow_port},localhost:{settings.mlflow_port}"]  # fmt: skip
     if name == "ray":
+        lo, hi = ray_worker_ports(settings)
         return [_exe("ray"), "start", "--head", "--block", "--port", str(settings.ray_port),
                 "--node-ip-address", HOST, "--dashboard-host", HOST,
                 "--dashboard-port", str(settings.ray_dashboard_port),
                 "--object-store-memory", str(settings.ray_object_store_mb * 1024 * 1024),
                 "--num-cpus", str(settings.ray_num_cpus), "--disable-usage-stats",
+                "--min-worker-port", str(lo), "--max-worker-port", str(hi),
                 "--temp-dir", str(_ray_temp_dir(settings))]  # fmt: skip
     raise ConfigError(f"unknown stack component {name!r}; choose from {list(COMPONENTS)}")
+
+
+def ray_worker_ports(settings: Settings, width: int = 1000) -> tuple[int, int]:
+    """A worker-port range for the Ray head that holds none of ferflow's own ports.
+
+    Ray's default range (10002-19999) swallowed any ``FERFLOW_RAY_PORT`` (or Prefect/MLflow/dashboard port) chosen in
+    it, and the head then failed with "Address already in use"; the first ``width``-port block from 10002 up that
+    holds none of them is used instead.
+    """
+    taken = {settings.prefect_port, settings.mlflow_port, settings.ray_port, settings.ray_dashboard_port}
+    lo = 10002
+    while any(lo <= p < lo + width for p in taken):
+        lo += width
+    if lo + width - 1 > 65535:
+        raise ConfigError(f"no free {width}-port range for Ray's workers above 10002 outside ferflow's ports {taken}")
+    return lo, lo + width - 1
 
 
 def _url(name: str, settings: Settings) -> str | None:
@@ -357,18 +375,26 @@ def stack_up(
         if name in current and current[name].alive:
             say(f"{name}: recorded but unhealthy, restarting")
             procs.stop_session(_record(state["components"][name]))
-    started = {name: _launch(name, settings, artifacts, env, state) for name in todo if name != "worker"}
-    for name in ("prefect", "mlflow", "ray"):
-        if name in started:
-            _finish(name, settings, env, started[name], state, timeout_s, say)
-    if "prefect" in wanted:
-        _ensure_work_pools(settings, env)
-        say(f"work pools {list(WORK_POOLS)} ready")
-    if "worker" in todo:
-        rec = _launch("worker", settings, artifacts, env, state)
-        _finish("worker", settings, env, rec, state, timeout_s, say)
+    started: dict[str, procs.Spawned] = {}
+    try:
+        for name in todo:
+            if name != "worker":
+                started[name] = _launch(name, settings, artifacts, env, state)
+        for name in ("prefect", "mlflow", "ray"):
+            if name in started:
+                _finish(name, settings, env, started[name], state, timeout_s, say)
+        if "prefect" in wanted:
+            _ensure_work_pools(settings, env)
+            say(f"work pools {list(WORK_POOLS)} ready")
+        if "worker" in todo:
+            started["worker"] = _launch("worker", settings, artifacts, env, state)
+            _finish("worker", settings, env, started["worker"], state, timeout_s, say)
+    except BaseException:
+        # A later component failed: stop what this call started, leave what was already running.
+        say(f"start-up failed: stopping what this call started ({', '.join(started) or 'nothing'})")
+        stack_down(settings, components=list(started))
+        raise
     status = stack_status(settings)
-    say("environment to export:\n" + status.export_lines())
     return status
 
 

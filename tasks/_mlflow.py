@@ -16,6 +16,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from tasks._liveness import mark_dead_runs, resumed_from_tags
 from tasks._placement import placement_tags
 from tasks.settings import Settings
 
@@ -30,6 +31,8 @@ def configure_tracking(settings: Settings | None = None) -> str:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    # MLflow draws a tqdm bar for every artifact download (several per stage): noise in logs and terminals.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         artifacts = settings.artifacts if uri.startswith("sqlite") else None
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # lost a creation race
@@ -132,6 +135,10 @@ def ferflow_run(
         **placement_tags(),
         **(extra_tags or {}),
     }
+    # A unit that died (worker or node lost) left its run RUNNING: mark it, and link this run to it when it resumes.
+    mark_dead_runs(stage)
+    if config_hash:
+        tags.update(resumed_from_tags(config_hash, stage, tags={"mlflow.runName": tags["mlflow.runName"]}))
     run = client.create_run(exp.experiment_id, tags=tags)
     run_id = run.info.run_id
     start = time.time()
@@ -146,10 +153,17 @@ def ferflow_run(
 
 def log_index_input(run_id: str, index: object, index_path: str, index_sha256: str) -> None:
     """Attach the dataset index to a run as an MLflow dataset input (digest = the index's SHA-256 prefix)."""
+    import json
+
     import mlflow.data
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
     cols = [c for c in ("sample_id", "label", "split", "origin") if c in index.columns]  # type: ignore[attr-defined]
-    ds = mlflow.data.from_pandas(index[cols], source=index_path, name="fer-index", digest=index_sha256[:16])  # type: ignore[index]
+    # A typed source: a plain path matches two registered local sources and MLflow warns on every run.
+    uri = index_path if "://" in index_path else Path(index_path).resolve().as_uri()
+    scheme = uri.split("://", 1)[0]
+    source = get_dataset_source_from_json(json.dumps({"uri": uri}), "local" if scheme == "file" else scheme)
+    ds = mlflow.data.from_pandas(index[cols], source=source, name="fer-index", digest=index_sha256[:16])  # type: ignore[index]
     MlflowClient().log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(ds._to_mlflow_entity())])
 
 

@@ -26,7 +26,6 @@ from tests.e2e.conftest import stack_settings
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = "configs/tiny.yaml"
 TRAINING_TASKS = ("train_teacher", "distill_student")
 RUN_TIMEOUT_S = 420
 
@@ -94,7 +93,7 @@ def trigger_pipeline(stack) -> tuple[object, float]:
     from prefect.deployments import run_deployment
 
     t0 = time.perf_counter()
-    run = run_deployment("pipeline/pipeline", parameters={"config_path": TINY}, timeout=RUN_TIMEOUT_S,
+    run = run_deployment("pipeline/pipeline", parameters={"profile": "tiny"}, timeout=RUN_TIMEOUT_S,
                          poll_interval=2)  # fmt: skip
     took = time.perf_counter() - t0
     assert run.state is not None and run.state.is_completed(), (run.state, worker_log_tail(stack))
@@ -137,7 +136,9 @@ def test_deploy_all_applies_every_deployment_with_typed_parameters(api, deployed
         assert sorted(deployments) == sorted(names)
         pipe = deployments["pipeline"]
         assert pipe.work_pool_name == "cpu" and deployments["train-teachers"].work_pool_name == "gpu"
-        assert {"config", "config_path"} <= set(pipe.parameter_openapi_schema["properties"])
+        props = pipe.parameter_openapi_schema["properties"]
+        assert {"profile", "overrides", "config"} <= set(props)
+        assert "tiny" in str(props["profile"]) and props["profile"].get("description")
         assert pipe.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] in (
             str(REPO),
             "{{ $FERFLOW_PROJECT_DIR }}",
@@ -160,7 +161,7 @@ def test_worker_runs_pipeline_and_registers_champion_with_bundle(stack, first_ru
     from mlflow import MlflowClient
 
     run, _ = first_run
-    assert run.parameters == {"config_path": TINY}
+    assert run.parameters == {"profile": "tiny"}
     client = MlflowClient(tracking_uri=stack["env"]["MLFLOW_TRACKING_URI"])
     champion = client.get_model_version_by_alias("fer-student", "champion")
     bundle_run, _, folder = champion.tags["bundle_uri"].removeprefix("runs:/").partition("/")

@@ -22,6 +22,7 @@ import yaml
 
 from ferflow import _stack_procs as procs
 from ferflow.stack import stack_down, stack_status, stack_up
+from tasks.profile import load_pipeline_config
 from tests.e2e.conftest import stack_settings
 from tests.e2e.test_deploy_pipeline import REPO, client_env, deploy_all, processes_with_env, worker_log_tail
 
@@ -184,7 +185,8 @@ def test_worker_killed_mid_training_resumes_from_checkpoint_and_registers_once(s
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
 
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
-        killed = run_deployment("pipeline/pipeline", parameters={"config_path": profile}, timeout=0)
+        params = {"config": load_pipeline_config(profile).model_dump(mode="json")}
+        killed = run_deployment("pipeline/pipeline", parameters=params, timeout=0)
         last_pt = wait_for(lambda: sorted((home / "runs" / "train_teacher").glob(f"{teacher}-*/last.pt")),
                            timeout_s=240, what=f"the first checkpoint of {teacher}")[0]  # fmt: skip
         victims = kill_worker_and_flow_runs(stack)
@@ -194,14 +196,16 @@ def test_worker_killed_mid_training_resumes_from_checkpoint_and_registers_once(s
         assert len(mid_run) == 1 and mid_run[0].info.status == "RUNNING"  # killed: nobody ended it
 
         assert stack_up(stack["settings"], components=["worker"], timeout_s=120).components["worker"].healthy
-        resumed = run_deployment("pipeline/pipeline", parameters={"config_path": profile}, timeout=480,
+        resumed = run_deployment("pipeline/pipeline", parameters=params, timeout=480,
                                  poll_interval=2)  # fmt: skip
         assert resumed.state.is_completed(), (resumed.state, worker_log_tail(stack))
         assert killed.id != resumed.id
 
     runs = teacher_runs(env["MLFLOW_TRACKING_URI"], teacher)
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    assert len(runs) == 2 and len(finished) == 1
+    killed_runs = [r for r in runs if r.info.status == "KILLED"]
+    assert len(runs) == 2 and len(finished) == 1 and len(killed_runs) == 1  # the dead run is marked, not RUNNING
+    assert finished[0].data.tags.get("ferflow.resumed_from") == killed_runs[0].info.run_id
     start = int(finished[0].data.params["start_epoch"])
     assert 0 < start < SLOW_TEACHER_EPOCHS, f"resumed at epoch {start}"
     assert last_pt.is_file()

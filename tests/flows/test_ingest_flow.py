@@ -25,10 +25,10 @@ def test_ingest_flow_writes_index_manifest_report(prefect_harness, synth, tmp_pa
         sources=[SourceSpec(kind="folder", path=synth)], out_dir=tmp_path / "out", fractions=(0.6, 0.2, 0.2)
     )
     out = ingest_flow(cfg)
-    index = read_index(out["index_path"])  # verifies the manifest
+    index = read_index(out.index_path)  # verifies the manifest
     assert len(index) == 56
     assert set(index["split"]) == {"train", "val", "test"}
-    assert Path(out["balance_png"]).stat().st_size > 0
+    assert Path(out.balance_png).stat().st_size > 0
     assert index.groupby("group_id")["split"].nunique().max() == 1  # no group crosses splits
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fer_core.errors import MissingUpstreamError
+from fer_core.errors import ConfigError, MissingUpstreamError
 from fer_core.export.bundle import load_bundle, verify_bundle
 from fer_core.logits.store import read_logits
 from tasks.profile import load_pipeline_config
@@ -48,11 +48,9 @@ def test_units_run_on_ray_concurrently_and_say_where(first_run):
 
 
 def test_pipeline_run_shows_stages_in_order_at_the_top_level(first_run):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-    from prefect.client.schemas.sorting import FlowRunSort
-
     import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
 
     async def children():
         async with get_client() as c:
@@ -65,7 +63,6 @@ def test_pipeline_run_shows_stages_in_order_at_the_top_level(first_run):
 
     names = [r.name for r in anyio.run(children)]
     assert names[:6] == [f"tiny · {s}" for s in ("ingest", "teachers", "ensemble", "students", "calibrate", "package")]
-    _ = (FlowRunFilter, FlowRunFilterParentFlowRunId)
 
 
 def test_bundle_is_registered_and_usable(first_run):
@@ -114,3 +111,26 @@ def test_realtime_runner_on_a_synthetic_video(first_run):
     assert Path(live["video"]).stat().st_size > 0
     assert Path(live["csv"]).read_text().count("\n") > 10
     assert 0.0 <= live["score"]["accuracy"] <= 1.0
+
+
+def test_a_gpu_unit_on_a_gpu_less_cluster_is_refused_before_anything_trains(first_run):
+    from flows.teachers import train_teachers_flow
+
+    cfg = load_pipeline_config(CONFIG)
+    gpu = cfg.teachers.resources.model_copy(update={"gpu": 1})
+    wants_gpu = cfg.model_copy(update={"teachers": cfg.teachers.model_copy(update={"resources": gpu, "seeds": [7]})})
+    runs_before = set((Path(first_run.teachers[0].out_dir).parent).iterdir())
+    with pytest.raises(ConfigError, match=r"asks for 1 GPU but the Ray cluster has 0.*nothing was trained"):
+        train_teachers_flow(config=wants_gpu)
+    assert set((Path(first_run.teachers[0].out_dir).parent).iterdir()) == runs_before
+
+
+def test_cpu_fallback_runs_the_unit_on_cpu_and_says_so(first_run):
+    from flows.teachers import train_teachers_flow
+
+    cfg = load_pipeline_config(CONFIG)
+    gpu = cfg.teachers.resources.model_copy(update={"gpu": 1, "allow_cpu_fallback": True})
+    runs = train_teachers_flow(config=cfg.model_copy(update={"teachers": cfg.teachers.model_copy(
+        update={"resources": gpu})}))  # fmt: skip
+    tags = MlflowClient().get_run(runs[0].mlflow_run_id).data.tags
+    assert json.loads(tags["ferflow.resources"]) == {"cpu": 1, "gpu": 0, "cpu_fallback": True}

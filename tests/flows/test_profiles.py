@@ -38,7 +38,8 @@ def test_fer2013_gpu_profile_is_the_team_configuration():
     assert [t.train.model.name for t in cfg.teachers.teachers] == ["resnet18", "efficientnet_b3"]
     assert cfg.student.train.model.name == "mobilenetv3_large_100"
     assert all(t.train.device == "cuda" for t in cfg.teachers.teachers)
-    assert cfg.student.sweep.resources.get("gpu") == 1
+    assert cfg.student.sweep.resources.gpu == 1
+    assert cfg.teachers.resources.gpu == 1 and cfg.student.resources.gpu == 1  # every unit on a GPU worker
 
 
 def test_unknown_sweep_variant_is_refused_with_the_grid():

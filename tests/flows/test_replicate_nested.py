@@ -4,28 +4,36 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml")
-
 
 def test_replicate_reports_seeds_against_the_champion(prefect_harness, ray_local):
     from flows.pipeline import pipeline_flow
     from flows.replicate import replicate_flow
 
-    pipeline_flow(config_path=CONFIG)  # a champion exists (cache hits when test_pipeline ran first)
-    out = replicate_flow(config_path=CONFIG, n_seeds=2)
-    assert out["seeds"] == [1000, 1001] and len(out["macro_f1"]) == 2
-    assert all(0.0 <= f <= 1.0 for f in out["macro_f1"])
-    assert "Nightly replication (2 seeds)" in out["report"]
-    if out["stats"]:  # the champion's recipe has >= 2 seed runs: a paired comparison with its verdict line
-        assert "seeds" in out["stats"]["verdict"]
+    pipeline_flow(profile="tiny")  # a registered version exists (cache hits when test_pipeline ran first)
+    out = replicate_flow(profile="tiny", seeds=[1000, 1001])
+    assert out.seeds == [1000, 1001] and len(out.macro_f1) == 2
+    assert all(0.0 <= f <= 1.0 for f in out.macro_f1)
+    assert "Nightly replication (2 seeds: 1000, 1001)" in out.report
+    if out.stats:  # the champion's recipe has >= 2 seed runs: a paired comparison with its verdict line
+        assert "seeds" in out.stats["verdict"]
     else:
-        assert "nothing to compare against" in out["report"]
+        assert "nothing to compare against" in out.report
+
+
+def test_replicate_refuses_fewer_than_two_seeds(prefect_harness):
+    import pytest
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.replicate import replicate_flow
+
+    with pytest.raises(ParameterTypeError, match="seeds"):
+        replicate_flow(profile="tiny", seeds=[1000])
 
 
 def test_nested_learning_flow_logs_memory(prefect_harness, ray_local):
     from flows.distill import nested_learning_flow
 
-    runs = nested_learning_flow(config_path=CONFIG)["nested"]
+    runs = nested_learning_flow(profile="tiny")
     assert len(runs) == 1 and Path(runs[0]["checkpoint"]).is_file()
     run = MlflowClient().get_run(runs[0]["mlflow_run_id"])
     assert run.data.tags["ferflow.stage"] == "nested_learning"
