@@ -32,14 +32,55 @@ from fer_core.report.plots import family_strip_plot
 from fer_core.report.render import ReportData, Target, render_markdown
 from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_logits, evaluate_probs, family_table
 from fer_core.taxonomy import CLASS_TO_INDEX
-from tasks.profile import PipelineConfig
 from tasks._data import load_index
 from tasks._mlflow import EXPERIMENT, code_version, configure_tracking, ferflow_run
 from tasks.model_registry import SOURCE_TAG
+from tasks.profile import PipelineConfig
 from tasks.settings import Settings
 
 #: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
 PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.58}
+#: Issue 16's targets for the packaged student on the held-out originals (CPU profile).
+GOALS = {"accuracy": 0.66, "accuracy_stretch": 0.70, "macro_f1": 0.62, "ece": 0.03, "gap": 0.02}
+
+
+def _targets(pk: pd.Series, ens_acc: float, ece_after: float) -> list[Target]:
+    """Issue 16's targets, every one on the held-out test originals."""
+    acc, f1 = float(pk["accuracy_mean"]), float(pk["macro_f1_mean"])
+    gap = ens_acc - acc
+    return [
+        Target("student accuracy (packaged family, mean over seeds)", f">= {GOALS['accuracy']}", acc,
+               acc >= GOALS["accuracy"]),
+        Target("  stretch goal", f">= {GOALS['accuracy_stretch']}", acc, acc >= GOALS["accuracy_stretch"]),
+        Target("student macro-F1", f">= {GOALS['macro_f1']}", f1, f1 >= GOALS["macro_f1"]),
+        Target("student ECE after calibration", f"<= {GOALS['ece']}", ece_after, ece_after <= GOALS["ece"], "{:.4f}"),
+        Target("ensemble accuracy - student accuracy", f"<= {GOALS['gap']}", gap, gap <= GOALS["gap"]),
+        Target("beats the plain script: accuracy", f"> {PLAIN_SCRIPT['accuracy']}", acc,
+               acc > PLAIN_SCRIPT["accuracy"]),
+        Target("beats the plain script: macro-F1", f"> {PLAIN_SCRIPT['macro_f1']}", f1,
+               f1 > PLAIN_SCRIPT["macro_f1"]),
+    ]  # fmt: skip
+
+
+def _notes(cfg: PipelineConfig, comp: dict[str, int], findings: dict[str, Any], ens_t: float) -> list[str]:
+    """What the numbers are computed on, the derived-copy policy, and statistical limits."""
+    cop = findings.get("derived_copies", {})
+    n = len(cfg.student.seeds)
+    notes = [
+        f"Every number is on the held-out test originals ({comp['held-out originals']} rows: for the FER2013 folder "
+        "release, `validation/` = PublicTest, comparable with published FER2013 results). Derived copies and rows an "
+        "older ingest moved into test are excluded; training faces that duplicate a held-out face are dropped from "
+        "training at ingest, never moved into test.",
+        f"Derived copies in training: `derived_copies: {cfg.data.ingest.derived_copies}` (kept "
+        f"{cop.get('kept_in_train', '?')}, dropped {cop.get('dropped_from_train_by_policy', '?')}; validation and "
+        "test keep none). Its measured effect on validation originals is in docs/fer2013_recipe.md (screening probe).",
+        f"Seed intervals are paired Student-t intervals (n − 1 df); exact paired permutation tests over {n} seeds "
+        f"cannot go below p = {2 / 2**n:.4f} (two-sided).",
+    ]
+    grid = cfg.ensemble.temperatures
+    if ens_t in (min(grid), max(grid)):
+        notes.append(f"The ensemble's tuned T = {ens_t:g} sits on the edge of its grid {grid}: widen the grid.")
+    return notes
 
 
 class _Runs:
@@ -73,30 +114,38 @@ class _Runs:
 
 
 def _split_arrays(rows: pd.DataFrame, table: Any, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of one split of the evaluation rows (see :func:`_evaluation_rows`)."""
     part = rows[rows["split"] == split]
     z = align_logits(table, part["sample_id"].tolist(), allow_extra=True)
     return z, part["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
 
 
-def _test_subsets(rows: pd.DataFrame, sources: list[Any]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Masks over the test rows: the source's own held-out originals vs copies and rows moved in by provenance.
+def _evaluation_rows(rows: pd.DataFrame, sources: list[Any]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows every number is computed on: validation originals and the held-out test originals.
 
-    A row is held out by its source when a folder of its path maps to ``test`` under the source's own split map
-    (the folder adapter's rule: ``split_map`` or :data:`FOLDER_SPLIT_MAP`).
+    Derived rows (``origin != "original"``) are excluded from both. A test row whose path puts it in another split
+    under its source's own split map (the folder adapter's rule: ``split_map`` or :data:`FOLDER_SPLIT_MAP`) was moved
+    in by an older ingest and is excluded too; the current ingest never moves rows, so its test split is exactly the
+    held-out originals.
+
+    Returns:
+        ``(train rows + validation originals + held-out test originals, test split composition as indexed)``.
     """
     maps = {s.name or s.kind: s.split_map or FOLDER_SPLIT_MAP for s in sources}
     t = rows[rows["split"] == "test"]
-    hinted = np.asarray([
-        any(maps.get(src, FOLDER_SPLIT_MAP).get(p.lower()) == "test" for p in Path(path).parts[:-2])
+    moved = np.asarray([
+        any(maps.get(src, FOLDER_SPLIT_MAP).get(p.lower()) not in (None, "test") for p in Path(path).parts[:-2])
         for src, path in zip(t["source"], t["image_path"], strict=True)
     ], dtype=bool)  # fmt: skip
     original = (t["origin"] == "original").to_numpy()
     comp = {
-        "held-out originals": int((hinted & original).sum()),
-        "third-party augmented copies": int((~original).sum()),
-        "moved in from train (provenance groups)": int((~hinted & original).sum()),
+        "held-out originals": int((~moved & original).sum()),
+        "derived copies (excluded)": int((~original).sum()),
+        "moved in from another split by an older ingest (excluded)": int((moved & original).sum()),
     }
-    return {"publictest_originals": hinted & original}, comp
+    keep = rows["split"].eq("train") | (rows["origin"].eq("original") & rows["split"].eq("val"))
+    keep.loc[t.index] = ~moved & original
+    return rows[keep], comp
 
 
 def _latest_sweep(index_sha256: str) -> pd.Series | None:
@@ -192,7 +241,8 @@ def build_report(cfg: PipelineConfig, out_dir: str | None = None) -> dict[str, A
 def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, idx_dir: Path, out: Path,
            tmp: Path) -> dict[str, Any]:  # fmt: skip
     runs = _Runs(sha, tmp)
-    masks, comp = _test_subsets(rows, list(cfg.data.ingest.sources))
+    rows, comp = _evaluation_rows(rows, list(cfg.data.ingest.sources))
+    masks: dict[str, np.ndarray] = {}
     images: dict[str, str] = {}
 
     def png(name: str) -> Path:
@@ -238,7 +288,6 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         evals[r["run_id"]] = (ev, zsv, ysv)
         rec = {"family": fam, "seed": seed, "run_id": r["run_id"], **{m: ev.before[m] for m in HEADLINE}}
         rec.update({f"{m}_after": ev.after[m] for m in HEADLINE})
-        rec.update({f"po_{m}": ev.subsets.get("publictest_originals", {}).get(m, np.nan) for m in HEADLINE})
         recs.append(rec)
         used.append(r)
     srows = pd.DataFrame(recs)
@@ -294,17 +343,7 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
     ens_acc = ens.before["accuracy"]
     ece_after = float(srows.loc[srows["family"] == packaged, "ece_15_after"].mean())
     gap = ens_acc - float(pk["accuracy_mean"])
-    targets = [
-        Target("student accuracy (packaged family, mean over seeds)", ">= 0.70", float(pk["accuracy_mean"]),
-               bool(pk["accuracy_mean"] >= 0.70)),
-        Target("student macro-F1", ">= 0.68", float(pk["macro_f1_mean"]), bool(pk["macro_f1_mean"] >= 0.68)),
-        Target("student ECE after calibration", "<= 0.03", ece_after, ece_after <= 0.03, "{:.4f}"),
-        Target("ensemble accuracy - student accuracy", "<= 0.02 (team: 0.07)", gap, gap <= 0.02),
-        Target("beats the plain script: accuracy", f"> {PLAIN_SCRIPT['accuracy']}", float(pk["accuracy_mean"]),
-               bool(pk["accuracy_mean"] > PLAIN_SCRIPT["accuracy"])),
-        Target("beats the plain script: macro-F1", f"> {PLAIN_SCRIPT['macro_f1']}", float(pk["macro_f1_mean"]),
-               bool(pk["macro_f1_mean"] > PLAIN_SCRIPT["macro_f1"])),
-    ]  # fmt: skip
+    targets = _targets(pk, ens_acc, ece_after)
     for stage in ("ingest", "tune_ensemble", "distill_sweep", "package"):
         hit = runs.df[runs.df["tags.ferflow.stage"] == stage]
         if not hit.empty:
@@ -317,16 +356,13 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         "code version": code_version(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "wall clock of the recorded runs (first start to last end)": f"{span / 60:.1f} min",
-        "numbers": "last-epoch models on the test split (never best-epoch); calibration fitted on validation",
+        "numbers": (
+            "last-epoch models on the held-out test originals (never best-epoch); temperatures and abstention "
+            "thresholds fitted on validation originals"
+        ),
     }
     counts = rows.groupby(["split", "label"]).size().unstack(fill_value=0).reindex(["train", "val", "test"])
-    notes += [
-        "Test = the folder release's held-out set (`validation/` = PublicTest) plus what provenance moved there: the "
-        "third-party augmented copies of its disgust images and near-duplicates from train. The 'PublicTest originals' "
-        "rows are the ones comparable with published FER2013 numbers.",
-        f"Exact paired permutation tests over {len(cfg.student.seeds)} seeds cannot go below "
-        f"p = {2 / 2 ** len(cfg.student.seeds):.4f} (two-sided).",
-    ]
+    notes += _notes(cfg, comp, ingest_report["findings"], temp)
     data = ReportData(
         title=f"ferflow results: {cfg.name}", profile=cfg.name, meta=meta, findings=ingest_report["findings"],
         split_counts=counts, test_composition=comp, models=models, student_rows=srows, families=fams,
@@ -342,7 +378,8 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
         "student_ece_after_mean": ece_after, "ensemble_minus_student_accuracy": gap,
         **({"onnx_latency_ms": latency["ONNX Runtime, 1 thread"]["median_ms"]} if latency else {}),
     }  # fmt: skip
-    atomic_write_json(out / "report.json", {"headline": headline, "families": fams.to_dict("records"),
+    atomic_write_json(out / "report.json", {"headline": headline, "evaluated_on": comp,
+                                            "families": fams.to_dict("records"),
                                             "students": srows.to_dict("records")})  # fmt: skip
     with ferflow_run("report", dataset_sha256=sha, run_name=f"report-{cfg.name}") as (run_id, sink):
         sink.log_metrics(headline)

@@ -46,6 +46,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     sources: str = "the sources"
     timings: list[tuple[str, int, float]] = field(default_factory=list)
+    eval_name: str = "held-out test originals"
 
 
 def _f(x: Any, fmt: str = "{:.3f}") -> str:
@@ -61,24 +62,35 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _findings(f: Mapping[str, Any], test_comp: Mapping[str, int]) -> str:
+    rows_ = f.get("rows", {})
+    dup = f.get("duplicates_of_held_out_dropped", {})
+    cop = f.get("derived_copies", {})
+
+    def total(d: Mapping[str, int]) -> str:
+        return f"{sum(d.values())}" + (f" ({', '.join(f'{k}: {v}' for k, v in d.items())})" if d else "")
+
     rows = [
-        ("images read", f.get("rows", {}).get("ok", 0) + f.get("rows", {}).get("dropped", 0)
-         + f.get("rows", {}).get("rejected", 0)),
-        ("rejected (unreadable, truncated, escaping paths, ...)", f.get("rows", {}).get("rejected", 0)),
+        ("images read", rows_.get("ok", 0) + rows_.get("dropped", 0) + rows_.get("rejected", 0)),
+        ("rejected (unreadable, truncated, escaping paths, ...)", rows_.get("rejected", 0)),
         ("exact duplicates (same pixels) dropped", f.get("exact_duplicates", 0)),
         ("  of which with conflicting labels (all copies dropped)", f.get("exact_duplicates_label_conflict", 0)),
         ("near-duplicate images (dHash) kept in one provenance group", f.get("near_duplicate_images", 0)),
         ("  near-duplicate clusters / with mixed labels",
          f"{f.get('near_duplicate_clusters', 0)} / {f.get('near_duplicate_clusters_label_conflict', 0)}"),
-        ("third-party augmented copies `<orig>.jpg<N>.jpg`", f.get("augmented_copies", 0)),
-        ("  matched to their original (kept in the original's split)", f.get("augmented_copies_matched", 0)),
-        ("  without an original", f.get("augmented_copies_missing_original", 0)),
+        ("training faces dropped as exact duplicates of a held-out face", total(dup.get("exact", {}))),
+        ("training faces dropped: their provenance group holds a held-out face (never moved)",
+         total(dup.get("near", {}))),
+        ("third-party derived copies `<orig>.jpg<N>.jpg`", f.get("augmented_copies", 0)),
+        ("  matched to their original / without an original",
+         f"{f.get('augmented_copies_matched', 0)} / {f.get('augmented_copies_missing_original', 0)}"),
+        ("  dropped from validation/test (originals only there)", cop.get("dropped_from_held_out_splits", "–")),
+        (f"  training policy `derived_copies: {cop.get('policy', '?')}`: kept / dropped",
+         f"{cop.get('kept_in_train', '–')} / {cop.get('dropped_from_train_by_policy', '–')}"),
         ("blank images", len(f.get("blank_images", []))),
         ("tiny images", f.get("tiny_images", 0)),
-        ("leakage prevented (rows moved so a group stays in one split)", f.get("leakage_prevented", 0)),
     ]  # fmt: skip
     comp = ", ".join(f"{k}: {v}" for k, v in test_comp.items())
-    return _table(("finding", "count"), rows) + f"\n\nTest split composition: {comp}."
+    return _table(("finding", "count"), rows) + f"\n\nTest split as indexed: {comp}."
 
 
 def _model_rows(models: Sequence[tuple[str, str, Evaluation]], subset: str | None) -> list[list[str]]:
@@ -121,13 +133,12 @@ def render_markdown(d: ReportData) -> str:
         (t.name, t.goal, _f(t.reached, t.fmt), "–" if t.met is None else ("yes" if t.met else "**no**"))
         for t in d.targets]), ""]  # fmt: skip
     hdr = ("model", "role", "accuracy", "macro-F1", "minority-F1", "ECE before", "ECE after T", "T")
-    parts += ["## 3. Teachers and ensemble (last epoch, test split)", "", _table(hdr, _model_rows(d.models, None)), ""]
-    if any("publictest_originals" in ev.subsets for _, _, ev in d.models):
-        parts += ["PublicTest originals only (no third-party copies, no rows moved in from train):", "",
-                  _table(hdr, _model_rows(d.models, "publictest_originals")), ""]  # fmt: skip
-    parts += ["## 4. Students: CE vs KD vs DKD vs multi-teacher, across seeds", ""]
-    parts += [f"Mean ± std over seeds of the last-epoch test metrics. Paired differences against `{d.baseline}` "
-              "(same seeds): mean, 95% seed-bootstrap CI and the exact paired permutation test p-value.",
+    parts += [f"## 3. Teachers and ensemble (last epoch, {d.eval_name})", "",
+              _table(hdr, _model_rows(d.models, None)), ""]  # fmt: skip
+    parts += [f"## 4. Students: CE vs KD vs DKD vs multi-teacher, across seeds ({d.eval_name})", ""]
+    parts += [f"Mean ± std over seeds of the last-epoch metrics. Paired differences against `{d.baseline}` "
+              "(same seeds): mean, 95% paired Student-t interval over seeds (n − 1 degrees of freedom; a percentile "
+              "bootstrap over 5 seeds covers only ~85 %) and the exact paired permutation test p-value.",
               ""]  # fmt: skip
     rows = []
     for r in d.families.to_dict("records"):
@@ -146,7 +157,8 @@ def render_markdown(d: ReportData) -> str:
         [[r["family"], r["seed"], _f(r["accuracy"]), _f(r["macro_f1"]), _f(r["minority_f1"]), _f(r["ece_15"], "{:.4f}"),
           _f(r["ece_15_after"], "{:.4f}"), f"`{r['run_id'][:12]}`"] for r in per_seed.to_dict("records")]),
         "", "</details>", ""]  # fmt: skip
-    parts += ["## 5. Calibration (global temperature fitted on validation, measured on test)", ""]
+    parts += [f"## 5. Calibration (global temperature fitted on validation originals, measured on {d.eval_name})",
+              ""]  # fmt: skip
     cal = d.student_rows.groupby("family", sort=False)[["ece_15", "ece_15_after", "nll", "nll_after",
                                                         "brier", "brier_after"]].mean()  # fmt: skip
     parts += [_table(("family", "ECE before", "ECE after", "NLL before", "NLL after", "Brier before", "Brier after"),
@@ -163,9 +175,9 @@ def render_markdown(d: ReportData) -> str:
         parts += [""]
     if d.abstention is not None:
         a = d.abstention
-        parts += ["## 6. Abstention (packaged student, thresholds chosen on validation for precision ≥ 0.75, "
-                  "applied to test)", "", _table(("class", "τ", "precision", "recall", "F1", "coverage", "support",
-                                                   "note"),
+        parts += ["## 6. Abstention (packaged student, thresholds chosen on validation originals for precision "
+                  f"≥ 0.75, applied to {d.eval_name})", "",
+                  _table(("class", "τ", "precision", "recall", "F1", "coverage", "support", "note"),
                   [[r["class"], _f(r["tau"], "{:.2f}"), _f(r["precision"]), _f(r["recall"]), _f(r["f1"]),
                     _f(r["coverage"]), int(r["support"]), r["note"]] for r in a.to_dict("records")]), ""]  # fmt: skip
     if d.latency:
@@ -174,7 +186,7 @@ def render_markdown(d: ReportData) -> str:
             [[k, _f(v["median_ms"], "{:.2f}"), _f(v["p95_ms"], "{:.2f}"),
               _f(d.latency.get("torch eager", v)["median_ms"] / v["median_ms"], "{:.2f}x")]
              for k, v in d.latency.items()]), ""]  # fmt: skip
-    parts += ["## 8. Confusion matrices (test, rows = true class, normalised)", ""]
+    parts += [f"## 8. Confusion matrices ({d.eval_name}, rows = true class, normalised)", ""]
     parts += [f"![{k}]({v})" for k, v in img.items() if k.startswith("confusion")] + [""]
     if d.notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in d.notes] + [""]

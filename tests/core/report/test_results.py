@@ -32,6 +32,11 @@ def test_family_table_by_hand():
     # dkd: differences (+0.01, -0.01 x 4): mean -0.006; exact p = #(|mean| >= 0.006) / 32 = 12/32
     assert t.loc["dkd", "d_macro_f1"] == pytest.approx(-0.006)
     assert t.loc["dkd", "p_macro_f1"] == pytest.approx(12 / 32)
+    # paired Student-t interval: kd's differences are all 0.02 (zero spread); dkd's by hand with t_{4, 0.975}
+    assert t.loc["kd", "d_macro_f1_ci"] == pytest.approx((0.02, 0.02))
+    d = np.array([0.01, -0.01, -0.01, -0.01, -0.01])
+    half = 2.7764451 * d.std(ddof=1) / math.sqrt(5)
+    assert t.loc["dkd", "d_macro_f1_ci"] == pytest.approx((-0.006 - half, -0.006 + half), abs=1e-6)
     assert "p_macro_f1" not in t.columns or math.isnan(t.loc["ce", "p_macro_f1"])
 
 
@@ -85,7 +90,10 @@ def test_render_has_every_section_and_marks_missed_targets():
         title="t",
         profile="p",
         meta={"profile": "p"},
-        findings={"exact_duplicates": 7, "augmented_copies": 3},
+        findings={"exact_duplicates": 7, "augmented_copies": 3,
+                  "duplicates_of_held_out_dropped": {"exact": {"train": 2}, "near": {"train": 5, "val": 1}},
+                  "derived_copies": {"policy": "drop", "kept_in_train": 0, "dropped_from_train_by_policy": 3,
+                                     "dropped_from_held_out_splits": 0}},  # fmt: skip
         split_counts=pd.DataFrame({"happy": [5, 1]}, index=["train", "test"]),
         test_composition={"originals": 1},
         models=[("resnet", "teacher", ev), ("ensemble", "ensemble", ev)],
@@ -112,7 +120,11 @@ def test_render_has_every_section_and_marks_missed_targets():
         assert heading in md
     assert md.index("Data findings") < md.index("Teachers and ensemble")  # findings come first
     assert "| acc | >= 0.7 | 0.600 | **no** |" in md
-    assert "PublicTest originals" in md
+    assert "## 3. Teachers and ensemble (last epoch, held-out test originals)" in md
+    assert "| training faces dropped as exact duplicates of a held-out face | 2 (train: 2) |" in md
+    assert "holds a held-out face (never moved) | 6 (train: 5, val: 1) |" in md
+    assert "training policy `derived_copies: drop`: kept / dropped | 0 / 3 |" in md
+    assert "paired Student-t interval" in md
     assert "4.00x" in md  # ONNX vs torch eager ratio
     assert "p = 0.0625" in md
     assert "![confusion_ensemble](confusion_ensemble.png)" in md
