@@ -1,22 +1,26 @@
 """Exact and near-duplicate search over 64-bit dHashes without all-pairs comparison (multi-index hashing).
 
 Identical hashes are collapsed first (blank images all hash alike, which would otherwise make one huge bucket). The
-distinct hashes are split into four 16-bit blocks; by the pigeonhole principle two hashes at distance ``d`` agree within
-``d // 4`` bits on at least one block, so each hash probes, per block, the buckets of every 16-bit value within that
-radius. Candidates are compared vectorised (XOR + popcount) in bounded chunks; components come from a sparse graph.
+64 bits are split into ``m`` blocks; by the pigeonhole principle two hashes at distance ``d`` differ in at most
+``d // m`` bits of at least one block. Per block, every hash is joined with the hashes whose block value lies within
+that radius of its own (a bucket table over the block's values, probed once per XOR mask); the candidates are
+compared on all 64 bits vectorised (XOR + popcount). ``m`` is chosen per call from a cost model (3 blocks of ~21 bits
+at radius 2 for the ingest's threshold of 8 on ~10^5 hashes); components come from a sparse graph.
 """
 
 from __future__ import annotations
 
 from itertools import combinations
+from math import comb
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-_BLOCKS = 4
-_BLOCK_BITS = 16
-_MAX_PAIRS_PER_CHUNK = 4_000_000
+_MAX_BLOCK_BITS = 22  # bucket tables of at most 4M int32 entries (16 MB)
+# relative costs in the plan's model, measured here: a bucket-table probe ~10 ns, a candidate pair expanded and
+# compared ~11-26 ns; vectorised all-pairs ~1 probe-cost per pair
+_PROBE_COST, _PAIR_COST = 1.0, 2.0
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -24,62 +28,142 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
 
 
-def _masks(radius: int) -> np.ndarray:
-    """Every 16-bit XOR mask with at most ``radius`` bits set."""
-    out = [0]
-    for r in range(1, radius + 1):
-        out += [sum(1 << b for b in bits) for bits in combinations(range(_BLOCK_BITS), r)]
+def _masks(width: int, radius: int) -> np.ndarray:
+    """Every non-zero ``width``-bit XOR mask with at most ``radius`` bits set."""
+    out = [sum(1 << b for b in bits) for r in range(1, radius + 1) for bits in combinations(range(width), r)]
     return np.array(out, dtype=np.int64)
 
 
-def _block_pairs(u: np.ndarray, shift: int, masks: np.ndarray, max_distance: int) -> np.ndarray:
-    """Pairs ``[P, 2]`` (i < j) of distinct hashes ``u`` within ``max_distance`` found through one block."""
-    keys = ((u >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.int64)
+def _widths(m: int) -> list[int]:
+    return [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
+
+
+def _plan_blocks(m: int, max_distance: int) -> list[tuple[int, int, int]]:
+    widths = _widths(m)
+    shifts = np.cumsum([0, *widths[:-1]]).tolist()
+    return [(int(s), w, max_distance // m) for s, w in zip(shifts, widths, strict=True)]
+
+
+def _sampled_pairs(u: np.ndarray, plan: list[tuple[int, int, int]], rng: np.random.Generator, size: int) -> float:
+    """Candidate pairs the plan would expand, estimated from ``size`` sampled hashes probing the full bucket tables
+    (real dHashes are far from uniform: crowded block values make many more candidates than the uniform model)."""
+    sample = u[rng.choice(len(u), size=min(size, len(u)), replace=False)]
+    total = 0.0
+    for shift, width, rb in plan:
+        lo = np.uint64((1 << width) - 1)
+        counts = np.bincount(((u >> np.uint64(shift)) & lo).astype(np.int64), minlength=1 << width)
+        keys = ((sample >> np.uint64(shift)) & lo).astype(np.int64)
+        masks = np.concatenate([[0], _masks(width, rb)])
+        total += float(counts[keys[:, None] ^ masks[None, :]].sum())
+    return total * len(u) / len(sample) / 2.0
+
+
+def _plan(u: np.ndarray, max_distance: int) -> list[tuple[int, int, int]] | None:
+    """Blocks ``(shift, width, radius)`` of the cheapest multi-index plan, or ``None`` when all pairs is cheaper.
+
+    The uniform-hash cost model shortlists three block counts; their candidate pairs are then estimated on a sample
+    of the actual hashes, and the cheapest (probes + pairs) wins.
+    """
+    n = len(u)
+    costs = []
+    for m in range(1, 65):
+        widths = _widths(m)
+        if max(widths) > _MAX_BLOCK_BITS:
+            continue
+        rb = max_distance // m
+        masks = [sum(comb(w, r) for r in range(rb + 1)) for w in widths]
+        probes = n * sum(masks) / 2.0
+        pairs = (n * n / 2.0) * sum(k / 2.0**w for k, w in zip(masks, widths, strict=True))
+        costs.append((probes * _PROBE_COST + pairs * _PAIR_COST, m, probes))
+    brute = (n * n / 2.0) * _PROBE_COST
+    short = [c for c in sorted(costs)[:3] if c[0] < brute * 10]
+    if not short:
+        return None
+    rng = np.random.default_rng(0)
+    best, best_cost = None, brute
+    for _, m, probes in short:
+        plan = _plan_blocks(m, max_distance)
+        cost = probes * _PROBE_COST + _sampled_pairs(u, plan, rng, 2000) * _PAIR_COST
+        if cost < best_cost:
+            best, best_cost = plan, cost
+    return best
+
+
+def _expand(src: np.ndarray, first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(src[i], first[i] + k)`` for ``k < count[i]``, as two int64 arrays."""
+    total = int(count.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    shift = np.repeat(first - (np.cumsum(count) - count), count)
+    return np.repeat(src, count), shift + np.arange(total, dtype=np.int64)
+
+
+def _block_pairs(u: np.ndarray, shift: int, width: int, radius: int, max_distance: int) -> list[np.ndarray]:
+    """Pairs ``[P, 2]`` (i < j) of the hashes ``u`` within ``max_distance`` whose block values are within ``radius``.
+
+    Works on the hashes sorted by block value, so every bucket is a contiguous run and the probes of one mask walk the
+    bucket table in nearly ascending order (cache-friendly gathers); pairs are mapped back to ``u``'s order at the end.
+    """
+    keys = ((u >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
     order = np.argsort(keys, kind="stable")
-    counts = np.bincount(keys, minlength=1 << _BLOCK_BITS)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    sk, su = keys[order], u[order]
+    counts = np.bincount(sk, minlength=1 << width).astype(np.int32)
+    starts = (np.cumsum(counts, dtype=np.int64) - counts).astype(np.int32)
+    occupied = counts > 0  # 1 byte per block value: the probe that misses (most of them) touches only this
     found = []
-    # chunk the queries by their real candidate counts: skewed real hashes make a few buckets huge
-    per_query = counts[(keys[:, None] ^ masks[None, :])].sum(axis=1)
-    bounds = np.searchsorted(np.cumsum(per_query), np.arange(1, 1 + int(per_query.sum()) // _MAX_PAIRS_PER_CHUNK)
-                             * _MAX_PAIRS_PER_CHUNK)  # fmt: skip
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(u)], strict=True):
-        if hi <= lo:
-            continue
-        q = np.arange(lo, hi)
-        probe = (keys[q][:, None] ^ masks[None, :]).ravel()  # [Q * M] bucket keys to visit
-        owner = np.repeat(q, len(masks))
-        c = counts[probe]
-        keep = c > 0
-        probe, owner, c = probe[keep], owner[keep], c[keep]
-        total = int(c.sum())
-        if total == 0:
-            continue
-        first = np.repeat(np.cumsum(c) - c, c)
-        cand = order[np.repeat(starts[probe], c) + (np.arange(total) - first)]
-        src = np.repeat(owner, c)
-        sel = src < cand
-        src, cand = src[sel], cand[sel]
-        close = hamming(u[src], u[cand]) <= max_distance
-        found.append(np.stack([src[close], cand[close]], axis=1))
-    return np.concatenate(found) if found else np.empty((0, 2), np.int64)
+
+    def keep(a: np.ndarray, b: np.ndarray) -> None:  # sorted positions -> original indices of the close pairs
+        close = np.bitwise_count(su[a] ^ su[b]) <= max_distance
+        if close.any():
+            i, j = order[a[close]], order[b[close]]
+            found.append(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1))
+
+    # same block value: each member pairs with the later members of its run
+    pos = np.arange(len(u), dtype=np.int64)
+    after = (starts[sk] + counts[sk] - 1) - pos
+    has = np.flatnonzero(after > 0)
+    keep(*_expand(has, has + 1, after[has]))
+    masks = _masks(width, radius)
+    top = np.floor(np.log2(np.maximum(masks, 1))).astype(np.int64)
+    for bit in np.unique(top):
+        # key ^ mask > key exactly when the mask's top bit is clear in key: each unordered pair is probed once
+        q = np.flatnonzero((sk >> bit) & 1 == 0)
+        kq = sk[q]
+        for m in masks[top == bit]:
+            probe = kq ^ m
+            nz = np.flatnonzero(occupied[probe])
+            if len(nz):
+                pn = probe[nz]
+                keep(*_expand(q[nz], starts[pn], counts[pn]))
+    return found
 
 
-def near_pairs_distinct(u: np.ndarray, max_distance: int) -> np.ndarray:
-    """All pairs ``[P, 2]`` (i < j, unique) of the distinct hashes ``u`` with Hamming distance ``<= max_distance``."""
+def near_pairs_distinct(u: np.ndarray, max_distance: int, blocks: int | None = None) -> np.ndarray:
+    """All pairs ``[P, 2]`` (i < j, unique, sorted) of the hashes ``u`` with Hamming distance ``<= max_distance``.
+
+    Args:
+        u: uint64 hashes ``[N]``, meant to be distinct (repeats are handled; each repeated pair is then listed).
+        max_distance: the search radius in bits.
+        blocks: force this many blocks (each at most 22 bits wide, so >= 3); ``None`` picks the cheapest plan.
+    """
     u = np.asarray(u, dtype=np.uint64)
-    if len(u) < 2 or max_distance < 0:
+    n = len(u)
+    if n < 2 or max_distance < 0:
         return np.empty((0, 2), np.int64)
-    if max_distance >= 64:
-        i, j = np.triu_indices(len(u), k=1)
-        return np.stack([i, j], axis=1).astype(np.int64)
-    masks = _masks(max_distance // _BLOCKS)
-    parts = [_block_pairs(u, _BLOCK_BITS * b, masks, max_distance) for b in range(_BLOCKS)]
+    if blocks is not None and not 3 <= blocks <= 64:
+        raise ValueError(f"blocks must be in [3, 64] (blocks of at most {_MAX_BLOCK_BITS} bits), got {blocks}")
+    if blocks is not None and max_distance < 64:
+        plan = _plan_blocks(blocks, max_distance)
+    else:
+        plan = _plan(u, max_distance) if max_distance < 64 else None
+    if plan is None:
+        return brute_force_pairs(u, max_distance + 1)
+    parts = [p for shift, width, rb in plan for p in _block_pairs(u, shift, width, rb, max_distance)]
+    if not parts:
+        return np.empty((0, 2), np.int64)
     pairs = np.concatenate(parts)
-    if len(pairs) == 0:
-        return pairs
-    code = np.unique(pairs[:, 0] * len(u) + pairs[:, 1])  # one pair may be found through several blocks
-    return np.stack([code // len(u), code % len(u)], axis=1)
+    code = np.unique(pairs[:, 0] * n + pairs[:, 1])  # one pair may be found through several blocks
+    return np.stack([code // n, code % n], axis=1)
 
 
 def near_duplicate_pairs(hashes: np.ndarray, threshold: int = 8) -> np.ndarray:
