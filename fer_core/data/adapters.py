@@ -176,7 +176,7 @@ class _Rows:
             # the name must never reach the index, a CSV or a log as it is: refuse the row, keep an escaped copy
             where, path = printable(where), printable(path)
             if status == "ok":
-                status, reason = "rejected", f"{bad_name}: {path!r}; rename the file"
+                status, reason = "rejected", f"{bad_name}: '{path}'; rename the file"
         self.rows.append((self.spec.source_name, where, path, self.root, label, hint or self.spec.split, bbox,
                           status, reason))  # fmt: skip
         self.data.append(data)

@@ -205,14 +205,18 @@ def _recheck(index: pd.DataFrame, rows: list[int], roots: list[str], cpath: Path
     sub = index.iloc[rows]
     problems = []
     items = []
+    escaped = set()
     for p, b in zip(sub["image_path"], sub["bbox"], strict=True):
         real = os.path.realpath(p)
         if not real.startswith(tuple(roots)):
             problems.append((p, f"now a symlink escape to {real}"))
+            escaped.add(real)
         items.append((real, b))
     res = inspect_many(items, min_side=min_side, max_pixels=max_pixels, workers=workers)
     fresh = []
     for (p, b), r, sid in zip(items, res, sub["sample_id"], strict=True):
+        if p in escaped:
+            continue  # refused above whatever it holds; never cached as good
         if r[5]:
             problems.append((p, r[5]))
         elif r[0] != sid:
