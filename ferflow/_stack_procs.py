@@ -166,6 +166,13 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port the OS says is free on ``host`` right now (for helper listeners nobody connects to by number)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
     """Whether GET ``url`` answers with a 2xx status."""
     try:

@@ -184,6 +184,8 @@ def _command(name: str, settings: Settings, artifacts: str) -> list[str]:
                 "--object-store-memory", str(settings.ray_object_store_mb * 1024 * 1024),
                 "--num-cpus", str(settings.ray_num_cpus), "--disable-usage-stats",
                 "--min-worker-port", str(lo), "--max-worker-port", str(hi),
+                # The dashboard agent's default port (52365) is fixed: a second stack on the machine would collide.
+                "--dashboard-agent-listen-port", str(procs.free_port()),
                 "--temp-dir", str(_ray_temp_dir(settings))]  # fmt: skip
     raise ConfigError(f"unknown stack component {name!r}; choose from {list(COMPONENTS)}")
 
@@ -245,6 +247,20 @@ def _ray_healthy(settings: Settings, env: dict[str, str]) -> tuple[bool, str]:
     return out.returncode == 0, "ray status ok" if out.returncode == 0 else (out.stderr or out.stdout)[-400:]
 
 
+def dashboard_url(settings: Settings) -> str:
+    """Where the local stack's Ray dashboard serves (loopback only)."""
+    return f"http://{HOST}:{settings.ray_dashboard_port}"
+
+
+def _dashboard_serves(settings: Settings) -> tuple[bool, str]:
+    """The advertised dashboard port must answer: Ray is healthy only when its dashboard is too."""
+    url = dashboard_url(settings)
+    if not procs.http_ok(url + "/"):
+        return False, f"ray status ok, but the dashboard does not answer at {url} (is ray[default] installed?)"
+    login = f"; log in with the token in {_ray_token_path(settings)}" if settings.ray_auth_mode == "token" else ""
+    return True, f"ray status ok; dashboard {url}{login}"
+
+
 def _health(name: str, settings: Settings, env: dict[str, str]) -> tuple[bool, str]:
     """(healthy, detail) of one component; cheap checks first."""
     if name == "prefect":
@@ -258,7 +274,8 @@ def _health(name: str, settings: Settings, env: dict[str, str]) -> tuple[bool, s
     if name == "ray":
         if not procs.port_open(settings.ray_port):
             return False, f"GCS port {settings.ray_port} closed"
-        return _ray_healthy(settings, env)
+        ok, detail = _ray_healthy(settings, env)
+        return (ok, detail) if not ok else _dashboard_serves(settings)
     raise ConfigError(f"unknown stack component {name!r}; choose from {list(COMPONENTS)}")
 
 
@@ -385,7 +402,10 @@ def stack_up(
                 _finish(name, settings, env, started[name], state, timeout_s, say)
         if "prefect" in wanted:
             _ensure_work_pools(settings, env)
-            say(f"work pools {list(WORK_POOLS)} ready")
+            say(
+                f"work pools {list(WORK_POOLS)} ready; only 'cpu' gets a worker here, so deployments on pool 'gpu' "
+                "show Not Ready until a GPU machine runs `prefect worker start --pool gpu` (infra/README.md)"
+            )
         if "worker" in todo:
             started["worker"] = _launch("worker", settings, artifacts, env, state)
             _finish("worker", settings, env, started["worker"], state, timeout_s, say)

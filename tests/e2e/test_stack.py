@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -55,6 +56,20 @@ def _check_components_usable(status) -> None:
     assert probe.stdout.strip().splitlines()[-1] == "30"
 
 
+def _check_ray_dashboard(settings, status) -> None:
+    """The advertised dashboard port serves the UI; its API wants the stack's Ray token."""
+    url = f"http://127.0.0.1:{settings.ray_dashboard_port}"
+    assert url in status.components["ray"].detail and "ray_auth_token" in status.components["ray"].detail
+    with urllib.request.urlopen(url + "/", timeout=10) as resp:
+        assert resp.status == 200 and b"<html" in resp.read().lower()
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(url + "/api/version", timeout=10)
+    token = (settings.home / "stack" / "ray_auth_token").read_text().strip()
+    req = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["ray_version"]
+
+
 def test_stack_up_use_and_down(stack_home):
     settings = stack_settings(stack_home)
     try:
@@ -64,6 +79,7 @@ def test_stack_up_use_and_down(stack_home):
         assert status.env["FERFLOW_RAY_ADDRESS"] == f"127.0.0.1:{settings.ray_port}"
         assert oct((stack_home / "stack" / "ray_auth_token").stat().st_mode & 0o777) == "0o600"
         _check_components_usable(status)
+        _check_ray_dashboard(settings, status)
 
         again = stack_up(settings)  # idempotent: everything healthy, nothing restarted
         assert {n: c.pid for n, c in again.components.items()} == {n: c.pid for n, c in status.components.items()}
