@@ -32,7 +32,8 @@ def _fresh_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "FERFLOW_"))}
     env.update({"FERFLOW_HOME": str(home / "home"), "PREFECT_HOME": str(home / "prefect"),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-                "RAY_USAGE_STATS_ENABLED": "0", "FERFLOW_RAY_OBJECT_STORE_MB": "512", "PYTHONPATH": str(REPO)})  # fmt: skip
+                "RAY_USAGE_STATS_ENABLED": "0", "FERFLOW_RAY_OBJECT_STORE_MB": "512",
+                "PYTHONPATH": str(REPO)})  # fmt: skip
     return env
 
 

@@ -21,6 +21,7 @@ from tasks.profile import PipelineConfig, effective_ingest
 from tasks.settings import Settings
 from tasks.teachers import find_teacher
 
+
 def out_root() -> str:
     """Run outputs live under ``$FERFLOW_HOME/runs`` in content-addressed folders."""
     root = Settings.from_env().home / "runs"

@@ -22,7 +22,8 @@ def students_stage(
     st, spec, root = cfg.student, cfg.data.preprocess, out_root()
     units = [distill_student.submit(st, s, teachers, ensemble, index, spec, root) for s in seeds or st.seeds]
     sweep = distill_sweep_task.submit(st, teachers, ensemble, index, spec, root) if st.sweep.enabled else None
-    nested = [nested_student.submit(st, s, teachers, ensemble, index, spec, root) for s in st.seeds] if st.nested else []
+    nested_seeds = st.seeds if st.nested else []
+    nested = [nested_student.submit(st, s, teachers, ensemble, index, spec, root) for s in nested_seeds]
     students: list[StudentRun] = [u.result() for u in units]
     for s in students:
         print(f"student {s.name}: val macro-F1 {s.val_metrics['macro_f1']:.3f} on {s.worker_node}")
@@ -78,7 +79,7 @@ def distill_sweep_flow(
 )
 def nested_learning_flow(
     profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
-) -> list[dict]:
+) -> list[StudentRun]:
     """Nested Learning students (memory-bounded deep optimizer), one unit per seed.
 
     Args:

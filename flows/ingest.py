@@ -21,7 +21,7 @@ from tasks.profile import PipelineConfig, Profile, RunOverrides, effective_inges
 from tasks.publish import publish_index
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", flow_run_name="ingest {cfg.out_dir.name}", log_prints=True)
 def ingest_flow(cfg: IngestConfig) -> IndexRef:
     """Build and write the dataset index for ``cfg`` (a failed gate writes nothing).
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 
 import ray
 
+from fer_core.errors import ServerUnreachableError
 from tasks.settings import Settings
 
 # Variables a unit needs on whatever node it lands: where ferflow keeps state and which servers it talks to.
@@ -47,12 +49,15 @@ def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) ->
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         runtime_env = {"env_vars": forwarded_env(settings)}
         if settings.ray_address:
+            _require_reachable(settings.ray_address)
+            loopback = settings.ray_address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost")
             ray.init(
                 address=settings.ray_address,
                 runtime_env=runtime_env,
                 ignore_reinit_error=True,
                 log_to_driver=False,
                 configure_logging=False,
+                **({"_node_ip_address": "127.0.0.1"} if loopback else {}),
             )
             return
         ray.init(
@@ -65,3 +70,20 @@ def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) ->
             log_to_driver=False,
             configure_logging=False,
         )
+
+
+def _require_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse at once a Ray address nobody answers on (``ray.init`` would retry for minutes).
+
+    Raises:
+        ServerUnreachableError: the host:port does not accept a TCP connection.
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as e:
+        raise ServerUnreachableError(
+            f"Ray cluster at FERFLOW_RAY_ADDRESS={address} does not answer ({e}); start it (`ferflow stack up`) or "
+            "unset FERFLOW_RAY_ADDRESS to run an embedded local Ray"
+        ) from None

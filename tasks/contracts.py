@@ -61,7 +61,6 @@ class StudentRun(UnitRun):
     """A student x seed unit; ``kind`` is ``ce`` or ``<strategy>-<loss>`` (``nested-<loss>`` for Nested Learning)."""
 
     kind: str
-    peak_memory_mb: float | None = None
 
 
 class EnsembleResult(StageResult):
@@ -90,7 +89,7 @@ class StudentsResult(StageResult):
 
     students: list[StudentRun]
     sweep: SweepResult | None = None
-    nested: list[dict[str, Any]] = Field(default_factory=list)
+    nested: list[StudentRun] = Field(default_factory=list)
 
 
 class CalibratedStudent(StageResult):

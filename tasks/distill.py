@@ -28,7 +28,7 @@ from tasks._retry import retry_transient
 from tasks._tune import run_sweep
 from tasks._units import check_placeable, placed, run_unit, unit_threads
 from tasks.contracts import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun, find_result, save_result
-from tasks.profile import ResourcesSpec, StudentSection, SweepSection
+from tasks.profile import StudentSection, SweepSection
 from tasks.teachers import run_dir, teachers_of_seed, train_and_export, train_key
 
 

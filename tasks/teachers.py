@@ -22,8 +22,8 @@ from fer_core.train.predict import predict_logits
 from tasks._cache import CODE_AWARE, code_version_of_checkout
 from tasks._data import dataset, load_index
 from tasks._mlflow import TeeSink, environment_params, ferflow_run, log_index_input, log_model_checkpoint
-from tasks._retry import retry_transient
 from tasks._placement import placement_tags
+from tasks._retry import retry_transient
 from tasks._units import run_unit, unit_threads
 from tasks.contracts import IndexRef, TeacherRun, find_result, save_result
 from tasks.profile import ResourcesSpec, TeacherSpec
@@ -36,7 +36,8 @@ def run_dir(root: str, stage: str, name: str, key: Any) -> Path:
 
 def train_key(cfg: TrainConfig, index_sha256: str, spec: PreprocessSpec, extra: dict[str, Any] | None = None) -> dict:
     """What a trained model's run folder is addressed by: its train config, the index and the input spec."""
-    key: dict[str, Any] = {"cfg": cfg.model_dump(mode="json"), "index": index_sha256, "spec": spec.model_dump(mode="json")}
+    key: dict[str, Any] = {"cfg": cfg.model_dump(mode="json"), "index": index_sha256,
+                           "spec": spec.model_dump(mode="json")}
     if extra:
         key["extra"] = extra
     return key
@@ -55,12 +56,14 @@ def train_and_export(
     extra_tags: dict[str, str] | None = None,
     on_metrics: Any = None,
     key_extra: dict[str, Any] | None = None,
+    trainer: Any = None,
 ) -> dict[str, Any]:
     """Train one model on the index's train split, then export logits for every row keyed by sample_id.
 
     ``criterion_factory(train_ds)`` builds a custom criterion (distillation) once the training rows are known;
     ``key_extra`` must then describe it (its config and the teacher logits' SHA-256s): the run folder, and so what
-    an interrupted run resumes from, is addressed by everything that shapes the training.
+    an interrupted run resumes from, is addressed by everything that shapes the training. ``trainer`` replaces
+    :func:`fer_core.train.engine.train` (same call; Nested Learning plugs its optimizer in this way).
     """
     key = train_key(cfg, index_sha256, spec, key_extra)
     out = run_dir(out_root, stage, name, key)
@@ -81,7 +84,8 @@ def train_and_export(
             sink = TeeSink(sink, on_metrics)
         sink.log_params({**environment_params(), "name": name, **_flat(cfg.model_dump(mode="json"))})
         log_index_input(run_id, load_index(index_path, index_sha256), index_path, index_sha256)
-        result = train(cfg, train_ds, val_ds, out, sink=sink, criterion=criterion, dataset_sha256=index_sha256)
+        result = (trainer or train)(cfg, train_ds, val_ds, out, sink=sink, criterion=criterion,
+                                    dataset_sha256=index_sha256)
         logits_path, ids, logits, labels = _export_logits(result, index_path, index_sha256, spec, out)
         val_mask = np.isin(ids, val_ds.sample_ids)
         cm = confusion(labels[val_mask], logits[val_mask].argmax(1))

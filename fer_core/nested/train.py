@@ -95,13 +95,6 @@ def _optimizer(ncfg: NestedConfig, model: nn.Module, cfg: TrainConfig) -> DeepMe
     return DeepMemoryOptimizer(params, memory, ncfg, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _legacy_train_config(model: nn.Module) -> TrainConfig:
-    model_cfg = getattr(model, "cfg", None)
-    if model_cfg is None:
-        raise ConfigError(f"train_nested needs a TrainConfig; got a {type(model).__name__} without a model config")
-    return TrainConfig(model=model_cfg)
-
-
 def train_nested(
     ncfg: NestedConfig,
     train_cfg: TrainConfig,
@@ -142,8 +135,6 @@ def train_nested(
             a run of another config.
         GateFailedError: a smoke gate failed (nothing written).
     """
-    if isinstance(train_cfg, nn.Module):  # the pre-engine call (ncfg, model, ...) until tasks/nested.py is rewired
-        train_cfg, model = _legacy_train_config(train_cfg), train_cfg
     sink = sink or NullSink()
     cfg = ncfg.train_config(train_cfg)
     meta_rows, inner_rows = split_meta_rows(len(train_data), ncfg.meta_holdout, cfg.seed)

@@ -59,7 +59,8 @@ def cluster() -> Iterator[tuple]:
 def stack(stack_home: Path, cluster) -> Iterator[dict]:
     """Prefect server + cpu worker + MLflow server; the worker's flow runs use the test's Ray cluster."""
     c, _ = cluster
-    settings = stack_settings(stack_home).model_copy(update={"ray_address": c.address, "ray_auth_mode": "disabled"})
+    address = f"127.0.0.1:{c.address.rsplit(':', 1)[1]}"  # the GCS listens on loopback (node_ip_address)
+    settings = stack_settings(stack_home).model_copy(update={"ray_address": address, "ray_auth_mode": "disabled"})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
         mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))

@@ -34,7 +34,7 @@ def test_nested_learning_flow_logs_memory(prefect_harness, ray_local):
     from flows.distill import nested_learning_flow
 
     runs = nested_learning_flow(profile="tiny")
-    assert len(runs) == 1 and Path(runs[0]["checkpoint"]).is_file()
-    run = MlflowClient().get_run(runs[0]["mlflow_run_id"])
+    assert len(runs) == 1 and Path(runs[0].checkpoint).is_file() and runs[0].kind == "nested-dkd"
+    run = MlflowClient().get_run(runs[0].mlflow_run_id)
     assert run.data.tags["ferflow.stage"] == "nested_learning"
     assert run.data.metrics["peak_memory_mb"] > 0 and run.data.metrics["meta_steps"] >= 1

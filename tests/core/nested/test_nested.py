@@ -11,7 +11,6 @@ from fer_core.config import validate_config
 from fer_core.data.dataset import ArrayDataset
 from fer_core.errors import ConfigError, GateFailedError
 from fer_core.models import ModelConfig, load_checkpoint
-from fer_core.models.backbones import create_model
 from fer_core.models.checkpoint import read_checkpoint
 from fer_core.nested import MetaSource, NestedConfig, NestedStepRunner, train_nested
 from fer_core.nested.train import _optimizer
@@ -165,17 +164,6 @@ def test_the_device_is_the_engines_choice(tmp_path):
         train_nested(NestedConfig(device="cuda", **QUICK), MLP_TC, TRAIN, VAL, ce, tmp_path, model=mlp())
     res = train_nested(NestedConfig(epochs=1, **QUICK), MLP_TC, TRAIN, VAL, ce, tmp_path / "auto", model=mlp())
     assert read_checkpoint(res.last_checkpoint)["train_state"]["optimizer"]["deep_memory"]["m"].device.type == "cpu"
-
-
-def test_pre_engine_call_still_works_until_the_task_is_rewired(faces, tmp_path):
-    ncfg = NestedConfig(epochs=1, batch_size=8, **QUICK)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the old call has no TrainConfig to carry num_threads; keep the shared CPU calm
-    try:
-        res = train_nested(ncfg, create_model(RESNET_TC.model), *faces, None, tmp_path)
-    finally:
-        torch.set_num_threads(threads)
-    assert res.checkpoint_path == res.last_checkpoint and res.checkpoint_path.is_file() and res.meta_steps >= 1
 
 
 @pytest.mark.parametrize(
