@@ -31,18 +31,22 @@ class SynthSection(FrozenModel):
 
     per_class: int = Field(60, ge=4, description="images per class")
     size: int = Field(48, ge=16, description="side in pixels")
-    seed: int = 0
+    seed: int = Field(0, description="random seed of the rendering")
 
 
 class DataSection(FrozenModel):
+    """Where the faces come from and how every model sees them."""
+
     synth: SynthSection | None = Field(None, description="render synthetic faces and ingest them")
     ingest: IngestConfig = Field(description="sources, splits, gates, augmentation")
     preprocess: PreprocessSpec = Field(PreprocessSpec(), description="model input spec shared by every stage")
 
 
 class TeacherSpec(FrozenModel):
+    """One teacher: its name and how it is trained."""
+
     name: str = Field(description="teacher id (unique within the pipeline)")
-    train: TrainConfig
+    train: TrainConfig = Field(description="backbone, head, loss, epochs and optimiser of this teacher")
 
 
 class ResourcesSpec(FrozenModel):
@@ -70,14 +74,20 @@ class ResourcesSpec(FrozenModel):
 
 
 class TeachersSection(FrozenModel):
-    teachers: list[TeacherSpec] = Field(min_length=1)
+    """The teachers, trained once per seed; each (teacher, seed) is one unit on Ray."""
+
+    teachers: list[TeacherSpec] = Field(min_length=1, description="the teachers (distinct names)")
     seeds: list[int] = Field([0], min_length=1, description="one run per (teacher, seed)")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="per teacher x seed unit")
 
 
 class EnsembleSection(FrozenModel):
+    """The grid the ensemble sweep searches: teacher weights x a shared temperature."""
+
     weight_step: float = Field(0.1, gt=0, le=0.5, description="grid step of the weight simplex / ratio")
-    temperatures: list[float] = Field([0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5], min_length=1)
+    temperatures: list[float] = Field(
+        [0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5], min_length=1, description="ensemble temperatures to try"
+    )
     trials: int = Field(4, ge=1, description="Tune trials the grid is split into (each vectorised)")
     f1_tolerance: float = Field(
         0.005, ge=0, le=0.1, description="configs within this of the best macro-F1 are ranked by validation NLL"
@@ -107,15 +117,19 @@ class SweepSection(FrozenModel):
 
 
 class StudentSection(FrozenModel):
-    train: TrainConfig
-    distill: DistillConfig
-    seeds: list[int] = Field([42], min_length=1)
+    """The packaged student: its training, its distillation from the teachers, seeds, sweep and Nested Learning."""
+
+    train: TrainConfig = Field(description="the student's backbone, epochs and optimiser")
+    distill: DistillConfig = Field(description="strategy (pairwise, fused, ...), teachers and loss (KD or DKD)")
+    seeds: list[int] = Field([42], min_length=1, description="one student unit per seed")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="per student x seed unit (Nested Learning too)")
     sweep: SweepSection = SweepSection()
-    nested: NestedConfig | None = None
+    nested: NestedConfig | None = Field(None, description="also train Nested Learning students (one per seed)")
 
 
 class PackageSection(FrozenModel):
+    """Promotion gates, ONNX export checks and the registered model's name."""
+
     min_macro_f1: float = Field(0.3, ge=0, le=1, description="promotion floor")
     max_ece: float = Field(0.05, gt=0, le=1)
     parity_samples: int = Field(256, ge=1)
@@ -124,24 +138,26 @@ class PackageSection(FrozenModel):
 
 
 class RealtimeSection(FrozenModel):
-    video_seconds_per_label: float = Field(1.5, gt=0)
-    stabilizer: StabilizerConfig = StabilizerConfig()
+    """The demo's headless runner: the rendered video and the stabiliser."""
+
+    video_seconds_per_label: float = Field(1.5, gt=0, description="seconds of rendered video per expression")
+    stabilizer: StabilizerConfig = Field(StabilizerConfig(), description="EMA, vote window, hysteresis, unknown gate")
 
 
 class PipelineConfig(FrozenModel):
     """The whole pipeline: data → teachers → ensemble → student → calibration → package → realtime demo."""
 
-    name: str = "demo"
+    name: str = Field("demo", description="profile name: run names, report folder")
     publish_uri: str | None = Field(
         None, description="folder or s3://bucket/prefix where the index and the packaged bundles are published"
     )
-    data: DataSection
-    teachers: TeachersSection
-    ensemble: EnsembleSection = EnsembleSection()
-    student: StudentSection
-    calibrate: CalibrationConfig = CalibrationConfig()
-    package: PackageSection = PackageSection()
-    realtime: RealtimeSection = RealtimeSection()
+    data: DataSection = Field(description="sources, splits, quality gates and the model input spec")
+    teachers: TeachersSection = Field(description="teachers, their seeds and the resources of each unit")
+    ensemble: EnsembleSection = Field(EnsembleSection(), description="ensemble weight and temperature grid")
+    student: StudentSection = Field(description="the student, its distillation, seeds, sweep and Nested Learning")
+    calibrate: CalibrationConfig = Field(CalibrationConfig(), description="temperature scaling and abstention")
+    package: PackageSection = Field(PackageSection(), description="promotion gates and export checks")
+    realtime: RealtimeSection = Field(RealtimeSection(), description="the demo's headless realtime runner")
 
     def config_hash(self) -> str:
         return sha256_json(self.model_dump(mode="json"))[:16]
