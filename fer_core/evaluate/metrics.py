@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score
 
 from fer_core.errors import DataIntegrityError
 from fer_core.taxonomy import FER_CLASSES, MINORITY_CLASSES
@@ -45,6 +44,9 @@ def classification_metrics(
     if yt.size == 0:
         raise DataIntegrityError("cannot compute metrics on an empty set")
     _check_labels(yt, len(classes))
+    from sklearn.metrics import f1_score  # lazy: ~1-4 s to import, and Ray Tune trials that only need the batched
+    # helpers below would pay it on every start-up
+
     labels = list(range(len(classes)))
     per_class = f1_score(yt, yp, labels=labels, average=None, zero_division=0.0)
     out = {
@@ -58,6 +60,8 @@ def classification_metrics(
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(FER_CLASSES)) -> np.ndarray:
     """Confusion matrix ``[C, C]`` (rows = true class)."""
+    from sklearn.metrics import confusion_matrix
+
     return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(range(n_classes)))
 
 
