@@ -13,6 +13,7 @@ import numpy as np
 from fer_core.errors import DataIntegrityError
 from fer_core.evaluate.metrics import classification_metrics
 from fer_core.export.bundle import load_bundle
+from fer_core.io import atomic_write_json
 from fer_core.preprocess import to_uint8
 from fer_core.realtime.detect import DetectorConfig, create_detector
 from fer_core.realtime.roi import face_roi
@@ -77,12 +78,17 @@ def evaluate_bundle(
     batch_size: int = 64,
     threads: int = 2,
     per_class_temperature: bool = False,
+    out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics of a bundle on ``data_dir/<class>/<image>`` (class folder names through ``canonical_label``).
 
     With ``detect=True`` each image goes through the runner's detector and ``face_roi`` crop (largest face). An
     image where no face is found is NOT dropped: the whole image is used as the crop (as for inputs that are already
     face crops) and counted in ``no_face`` / ``no_face_rate``, so the metrics cover every image.
+
+    Args:
+        out: also write the result as JSON to this file, atomically and only once everything succeeded (a failed
+            evaluation leaves no file, and an existing one untouched).
 
     Returns:
         JSON-serialisable dict: ``n``, ``accuracy``, ``macro_f1``, ``minority_f1``, ``per_class_f1``, ``ece``,
@@ -118,9 +124,12 @@ def evaluate_bundle(
     minority = [c for c in MINORITY_CLASSES if c in bundle.classes]
     m = classification_metrics(y, probs.argmax(1), classes=bundle.classes, minority=minority)
     nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), 1e-12, 1.0))))
-    return {
+    result = {
         "n": len(y), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "minority_f1": m["minority_f1"],
         "per_class_f1": {c: m[f"f1/{c}"] for c in bundle.classes}, "ece": expected_calibration_error(probs, y),
         "nll": nll, "no_face": no_face, "no_face_rate": no_face / len(y), "detect": detect,
         "detector": detector if detect else None,
     }  # fmt: skip
+    if out is not None:
+        atomic_write_json(out, result)
+    return result

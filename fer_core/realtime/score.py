@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from fer_core.errors import DataIntegrityError
+from fer_core.io import atomic_write_json
 
 HOLD_MS, SETTLE_MS = 600.0, 250.0
 
@@ -68,6 +69,7 @@ def score(
     hold_ms: float = HOLD_MS,
     settle_ms: float = SETTLE_MS,
     grace_ms: float | None = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Score a labelled session.
 
@@ -78,6 +80,8 @@ def score(
     Args:
         log: the run folder (holding ``frames.csv`` and ``events.jsonl``) or the CSV path.
         events_path: the events log when ``log`` is a CSV path elsewhere.
+        out: also write ``{"metrics": ..., "table": ...}`` as JSON to this file, atomically and only when scoring
+            succeeded (a failure leaves no file, and an existing one untouched).
 
     Returns:
         ``(metrics, table)``: ``accuracy`` and ``unknown_rate`` over evaluated frames (unknown counts as wrong),
@@ -135,7 +139,10 @@ def score(
         "excluded_ms_after_change": settle_ms + grace_ms,
         "segments": rows,
     }
-    return metrics, score_table(metrics)
+    table = score_table(metrics)
+    if out is not None:
+        atomic_write_json(out, {"metrics": metrics, "table": table})
+    return metrics, table
 
 
 def score_table(metrics: dict[str, Any]) -> str:
