@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -72,9 +73,8 @@ def ingest_summary(index_path: str | Path, report_json: str | Path) -> str:
 
 
 def _kind(reason: str) -> str:
-    for sep in (":", " (", " of "):
-        reason = reason.split(sep, 1)[0]
-    return reason.strip() or "unspecified"
+    """The kind of a drop: its reason up to the first detail (the same cut as the report's ``dropped_by_reason``)."""
+    return re.split(r" of | \(|: | \[", reason, maxsplit=1)[0].strip() or "unspecified"
 
 
 def problem_table(index: str | Path, problems: list[tuple[str, str]]) -> str:
