@@ -1,4 +1,4 @@
-"""Local tools start fast: `--help`, `validate`, `evaluate` and `score` import neither Prefect, Ray, MLflow nor torch."""
+"""Local tools start fast: `--help`, `validate`, `evaluate`, `score` import neither Prefect, Ray, MLflow nor torch."""
 
 from __future__ import annotations
 
