@@ -339,7 +339,7 @@ def run(
         src.close()
         raise
     s = _Session(bundle, cfg, out, src.fps, keys)
-    ok = False
+    ok, pipe = False, None
     cv_threads = cv2.getNumThreads()
     if cfg.opencv_threads is not None:
         cv2.setNumThreads(cfg.opencv_threads)
@@ -348,7 +348,8 @@ def run(
         out.event(0.0, -1, "session_start", source=src.name, classes=list(bundle.classes), fps=s.fps,
                   stabilizer=s.stab_cfg.model_dump(), config=cfg.model_dump(mode="json"))  # fmt: skip
         last_ts = 0.0
-        with OrderedPipeline(_frames(src, cfg.max_frames), stages, cfg.depth, threaded=cfg.pipeline) as pipe:
+        pipe = OrderedPipeline(_frames(src, cfg.max_frames), stages, cfg.depth, threaded=cfg.pipeline)
+        with pipe:
             for f in pipe:
                 s.consume(f)
                 last_ts = f.ts
@@ -357,7 +358,8 @@ def run(
         out.event(last_ts, s.frames - 1, "session_end", frames=s.frames)
         ok = True
     finally:
-        src.close()
+        if pipe is None or "ferflow-source" not in pipe.alive_threads:
+            src.close()  # never under a read still in progress (a stalled camera): that one is left to the daemon
         cv2.setNumThreads(cv_threads)
         video = s.finish(ok)
     wall = time.perf_counter() - t_start
