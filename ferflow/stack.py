@@ -131,6 +131,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": f"http://{HOST}:{settings.mlflow_port}",
         "FERFLOW_RAY_ADDRESS": settings.ray_address or f"{HOST}:{settings.ray_port}",  # an external cluster wins
         "RAY_AUTH_MODE": settings.ray_auth_mode,
+        # Ray resolves a 127.0.0.1 address to the machine's interface address before connecting; with this off it
+        # keeps drivers and workers on loopback, where the stack's head listens (single-machine stack).
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     }
     if settings.ray_auth_mode == "token":
         env["RAY_AUTH_TOKEN_PATH"] = str(_ray_token_path(settings))

@@ -6,17 +6,7 @@ from typing import Any
 
 from tasks.contracts import PipelineResult
 from tasks.settings import Settings
-
-
-def table(rows: list[dict[str, Any]], floats: str = "{:.3f}") -> list[str]:
-    """Rows of dicts as aligned text columns (header, rule, rows); floats formatted with ``floats``."""
-    if not rows:
-        return ["(none)"]
-    cols = list(rows[0])
-    cells = [[floats.format(r[c]) if isinstance(r[c], float) else str(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return [fmt.format(*cols), fmt.format(*("-" * w for w in widths)), *(fmt.format(*row) for row in cells)]
+from tasks.tables import format_table
 
 
 def demo_summary(out: PipelineResult, live: dict[str, Any]) -> str:
@@ -36,12 +26,11 @@ def demo_summary(out: PipelineResult, live: dict[str, Any]) -> str:
         f"  balance:      {out.index.balance_png}",
         f"  ensemble:     {weights}, T={ens.temperature:.2f}, val macro-F1 {ens.metrics['macro_f1']:.3f}",
         "",
-        *(f"  {line}" for line in table(models)),
+        *(f"  {line}" for line in format_table(models, title="models").splitlines()),
         "",
         f"  calibration:  T={cal.temperature:.3f}  ECE {cal.before['ece_15']:.4f} -> {cal.after['ece_15']:.4f}  "
         f"NLL {cal.before['nll']:.4f} -> {cal.after['nll']:.4f}",
-        f"  abstention ({cal.test_split}):",
-        *(f"    {line}" for line in table(cal.abstention)),
+        *(f"  {line}" for line in format_table(cal.abstention, title=f"abstention ({cal.test_split})").splitlines()),
         "",
         f"  bundle:       {b.bundle}  (fer-student v{b.version} @{b.alias or 'unchanged'})",
         f"  realtime:     {live['video']}  (per-frame CSV {live['csv']})",

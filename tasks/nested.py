@@ -37,7 +37,8 @@ def _nested_unit(section: StudentSection, seed: int, teachers: list[TeacherRun],
     dcfg = with_ensemble(section.distill, ensemble)
     kind = f"nested-{dcfg.loss.kind}"
     res = train_and_export(
-        "nested_learning", f"nested-s{seed}", student_config(section, seed), index.index_path, index.index_sha256,
+        "nested_learning", f"nested-s{seed}", ncfg.train_config(student_config(section, seed)), index.index_path,
+        index.index_sha256,
         spec, out_root, criterion_factory=teacher_criterion_factory(dcfg, teachers),
         extra_tags={"ferflow.loss": kind, "ferflow.distill": dcfg.model_dump_json()},
         key_extra={**distill_key(dcfg, teachers), "nested": ncfg.model_dump(mode="json")},

@@ -46,6 +46,7 @@ def cluster() -> Iterator[tuple]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "disabled")
+        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # every process of the test's cluster stays on loopback
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1"})
         nodes = [c.add_node(num_cpus=1, resources={"accel": 1}, node_ip_address="127.0.0.1") for _ in range(2)]
         c.wait_for_nodes()
