@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -127,7 +128,7 @@ def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _frames(src: FrameSource, max_frames: int | None):
+def _frames(src: FrameSource, max_frames: int | None) -> Iterator[_Frame]:
     """The source as :class:`_Frame` items, each timed from the start of its decoding (runs on the source thread)."""
     it, n = iter(src), 0
     while max_frames is None or n < max_frames:

@@ -66,7 +66,9 @@ def _ferflow_threads() -> list[str]:
 
 
 def test_rows_come_out_in_order_and_the_stabiliser_sees_every_frame(bundle, tmp_path):
+    cv_threads = cv2.getNumThreads()
     s = run(bundle, NumberedSource(120), _cfg(depth=3), tmp_path / "pipe")
+    assert cv2.getNumThreads() == cv_threads  # the run's OpenCV thread setting is undone
     assert s.pipeline and s.frames == 120 and s.rows == 120
     rows = _rows(s.csv_path)
     assert [int(r["frame"]) for r in rows] == list(range(120))
