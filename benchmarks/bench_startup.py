@@ -110,7 +110,7 @@ def phases(log: str, start: float, wall: float) -> str:
         day = dt.datetime.fromtimestamp(start).date()
         return dt.datetime.combine(day, dt.time.fromisoformat(m.group(1))).timestamp()
 
-    begin, end = at("Beginning flow run"), at("Finished in state Completed")
+    begin, end = at("Beginning flow run"), at(r"Flow run '[^']*' - Finished in state Completed")
     if begin is None or end is None:
         return "phases: (no Prefect timestamps in the log)"
     return (f"phases: start-up until the flow begins {begin - start:.1f} s (imports, Prefect server), "

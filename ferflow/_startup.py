@@ -6,15 +6,20 @@ other local tools never import Prefect, Ray or MLflow.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
-_early: threading.Thread | None = None
-_early_error: list[BaseException] = []
+_embedded: subprocess.Popen | None = None
+_embedded_url: str | None = None
+_fallback: threading.Thread | None = None
+_fallback_error: list[BaseException] = []
 
 
 def ferflow_home() -> Path:
@@ -51,66 +56,130 @@ def local_stack_prefect(home: Path, timeout_s: float = 1.0) -> str | None:
         return None
 
 
-def _start_ephemeral() -> None:
-    try:
-        from prefect.server.api.server import SubprocessASGIServer
-
-        SubprocessASGIServer().start()  # the instance Prefect's client reuses (one per process, port None)
-    except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by wait_for_prefect
-        _early_error.append(e)
-
-
 def prepare_prefect(say=None) -> str:
     """Point Prefect at a server before any flow module is imported.
 
     With ``PREFECT_API_URL`` set, that server is used. Else a healthy local stack of this home is reused. Else the
-    embedded (temporary) server Prefect would start on the first flow call is started now, in a thread, so its
-    start-up overlaps the import of the flow modules; :func:`wait_for_prefect` joins it.
+    embedded server is started at once, as Prefect starts its temporary one (the same app and settings, loopback, no
+    UI), but before the flow modules import, so its start-up overlaps theirs; :func:`wait_for_prefect` waits for it.
 
     Args:
         say: called with a one-line note for the user (stderr), or ``None``.
 
     Returns:
-        ``"env"``, ``"stack"`` or ``"embedded"``.
+        ``"env"``, ``"stack"``, ``"embedded"`` or ``"prefect"`` (Prefect already configured in this process, e.g. a
+        test harness or a profile setting: Prefect decides).
     """
-    global _early
     embedded_defaults()
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-    mode = "env"
+    home = Path(os.environ["PREFECT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
     if os.environ.get("PREFECT_API_URL"):
         require_reachable("Prefect", os.environ["PREFECT_API_URL"], "PREFECT_API_URL")
-    else:
-        url = local_stack_prefect(ferflow_home())
-        if url is not None:
-            os.environ["PREFECT_API_URL"] = url
-            mode = "stack"
-            if say:
-                say(f"using the local stack's Prefect server at {url}")
-    from prefect.settings import get_current_settings
-
-    if get_current_settings().api.url:
-        return mode
-    if _early is None:
-        _early = threading.Thread(target=_start_ephemeral, name="ferflow-prefect-start", daemon=True)
-        _early.start()
+        return "env"
+    url = local_stack_prefect(ferflow_home())
+    if url is not None:
+        os.environ["PREFECT_API_URL"] = url
+        if say:
+            say(f"using the local stack's Prefect server at {url}")
+        return "stack"
+    profiles = home / "profiles.toml"
+    if "prefect" in sys.modules or (profiles.is_file() and "PREFECT_API_URL" in profiles.read_text(errors="replace")):
+        return _prefect_decides()
+    _spawn_embedded()
     return "embedded"
 
 
+def _prefect_decides() -> str:
+    """Prefect is already configured here: use its API URL, or start its own temporary server in a thread."""
+    global _fallback
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url and _fallback is None:
+        _fallback = threading.Thread(target=_start_prefects_own, name="ferflow-prefect-start", daemon=True)
+        _fallback.start()
+    return "prefect"
+
+
+def _start_prefects_own() -> None:
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().start()  # the instance Prefect's client reuses (one per process, port None)
+    except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by wait_for_prefect
+        _fallback_error.append(e)
+
+
+def _spawn_embedded() -> None:
+    """Start Prefect's server app on a free loopback port (as ``SubprocessASGIServer`` does) and export its URL."""
+    global _embedded, _embedded_url
+    import importlib.util
+    import socket
+
+    spec = importlib.util.find_spec("prefect")  # its location only: importing prefect costs seconds
+    app_dir = str(Path(spec.submodule_search_locations[0]).parent)  # type: ignore[union-attr,index]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]  # fmt: skip
+    _embedded = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _embedded_url = f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_API_URL"] = _embedded_url
+    atexit.register(_stop_embedded)
+
+
+def _stop_embedded() -> None:
+    if _embedded is not None and _embedded.poll() is None:
+        _embedded.terminate()
+        try:
+            _embedded.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _embedded.kill()
+            _embedded.wait()
+
+
 def wait_for_prefect() -> None:
-    """Join the early start of the embedded server (no-op otherwise).
+    """Wait until the embedded server answers its health check (no-op when another server is used).
 
     Raises:
-        ServerUnreachableError: the embedded server did not start (the reason from Prefect in the message).
+        ServerUnreachableError: the embedded server exited or did not answer in time (Prefect's start-up timeout).
     """
-    if _early is not None:
-        _early.join()
-    if _early_error:
-        from fer_core.errors import ServerUnreachableError
+    from fer_core.errors import ServerUnreachableError
 
-        e = _early_error[0]
+    if _fallback is not None:
+        _fallback.join()
+    if _fallback_error:
+        e = _fallback_error[0]
         raise ServerUnreachableError(f"the embedded Prefect server did not start: {type(e).__name__}: "
                                      f"{str(e)[:500]}; start the local stack (ferflow stack up) or set "
                                      "PREFECT_API_URL to a running server") from e  # fmt: skip
+    if _embedded is None:
+        return
+    timeout_s = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    deadline = time.monotonic() + timeout_s
+    retried = False
+    while time.monotonic() < deadline:
+        if _embedded.poll() is not None and not retried:  # e.g. its port was taken in between: once more
+            retried = True
+            os.environ.pop("PREFECT_API_URL", None)
+            _spawn_embedded()
+            continue
+        if _embedded.poll() is not None:
+            raise ServerUnreachableError(f"the embedded Prefect server exited with code {_embedded.returncode} "
+                                         f"during start-up (PREFECT_HOME {os.environ['PREFECT_HOME']}); start the "
+                                         "local stack (ferflow stack up) or set PREFECT_API_URL")  # fmt: skip
+        try:
+            with urllib.request.urlopen(f"{_embedded_url}/health", timeout=2) as resp:  # noqa: S310 - loopback
+                if resp.status == 200:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    _stop_embedded()
+    raise ServerUnreachableError(f"the embedded Prefect server did not answer within {timeout_s:.0f} s "
+                                 "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); the machine may be overloaded: "
+                                 "retry, raise the timeout, or start the local stack (ferflow stack up)")  # fmt: skip
 
 
 def require_reachable(name: str, url: str, variable: str, timeout_s: float = 5.0) -> None:

@@ -15,6 +15,7 @@ from fer_core.data.adapters import SourceSpec, collect_source, write_generated
 from fer_core.data.index import manifest_path, revalidate_index
 from fer_core.errors import FerError
 from fer_core.io import atomic_write_json, read_json, sha256_file, sha256_json
+from tasks._findings import ingest_summary
 from tasks._progress import progress_bar
 from tasks._retry import retry_transient
 from tasks.contracts import IndexRef
@@ -84,9 +85,10 @@ def write_task(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame
     rows = [{"split": sp, **row} for sp, row in counts.items()]
     if rows:
         create_table_artifact(key="class-balance", table=rows, description="Images per class and split")
+    summary = ingest_summary(cfg.index_path, res.report_dir / "report.json")  # every drop and flag by name
     create_markdown_artifact(
         key="ingest-findings",
-        markdown=_findings_md(res.report),
+        markdown=f"{_findings_md(res.report)}\n\n```\n{summary}\n```",
         description="What ingestion found: duplicates, leakage across splits, rejected and flagged images",
     )
     out = outputs(cfg)
