@@ -196,13 +196,22 @@ def build_units(profile: dict[str, Any], p: dict[str, Param], *, ce_early: bool 
     return units
 
 
+STUDY_SEEDS = [42, 1337, 2025, 7, 11]
+# The issue's 20-run study: the packaged family (pairwise KD) plus CE, pairwise DKD and fused KD, 5 seeds each.
+STUDY_SWEEP = {"enabled": True, "strategies": ["pairwise", "fused"], "losses": ["ce", "kd", "dkd"],
+               "variants": ["ce", "pairwise-dkd", "fused-kd"], "scheduler": "fifo"}  # fmt: skip
+
+
 def study_profile(gpu: dict[str, Any], reference: dict[str, Any], seeds: list[int] | None = None) -> dict[str, Any]:
-    """The issue's student study on the GPU profile: the reference profile's families (packaged + sweep variants)
-    and seeds, with the GPU profile's models, epochs and per-trial resources. ``seeds`` overrides both seed lists."""
+    """The issue's student study on the GPU profile: 4 families (packaged pairwise KD + CE, pairwise DKD, fused KD)
+    x 5 seeds, with the GPU profile's models, epochs and per-trial resources and the reference profile's loss
+    hyper-parameters (one alpha/beta/T each). ``seeds`` overrides the 5 study seeds."""
     out = copy.deepcopy(gpu)
-    ref = reference["student"]
-    sweep = {**copy.deepcopy(ref["sweep"]), "resources": dict(gpu["student"]["sweep"].get("resources", {}))}
+    ref = reference["student"]["sweep"]
+    sweep = {**copy.deepcopy(ref), **STUDY_SWEEP, "resources": dict(gpu["student"]["sweep"].get("resources", {}))}
+    for k in ("alphas", "betas", "temperatures"):
+        sweep[k] = list(ref.get(k, gpu["student"]["sweep"].get(k, [None])))[:1]
     out["student"]["sweep"] = sweep
-    out["student"]["seeds"] = list(seeds if seeds is not None else ref["seeds"])
-    sweep["seeds"] = list(seeds if seeds is not None else sweep.get("seeds", ref["seeds"]))
+    out["student"]["seeds"] = list(seeds if seeds is not None else STUDY_SEEDS)
+    sweep["seeds"] = list(out["student"]["seeds"])
     return out
