@@ -86,16 +86,17 @@ def main() -> None:
     ap.add_argument("--naive", action="store_true", help="also one config per trial (slow: 264 trials)")
     args = ap.parse_args()
     n = 2_000 if args.quick else 10_000
+    t0 = time.perf_counter()
+    import tasks._ensemble_trial  # noqa: F401  (ray.tune + the trial's own imports: what every trial worker loads)
+
+    t_import = time.perf_counter() - t0
     seeds = make_seeds(n, 3)
     grid = ratio_grid(0.1)
     numpy_sweep(seeds, grid)  # warm imports and caches for the baseline
     t_numpy = min(numpy_sweep(seeds, grid) for _ in range(3))
 
-    t0 = time.perf_counter()
-    from ray import tune  # noqa: F401  (the driver's Tune import, paid once per process)
-
-    t_import = time.perf_counter() - t0
     import ray
+    from ray import tune
 
     from tasks._ray import ensure_ray
 
@@ -106,7 +107,7 @@ def main() -> None:
     print(f"logits: 2 teachers x {n} x 7, 3 seeds; grid {len(grid)} weights x {len(TEMPS)} T x 3 seeds = "
           f"{len(grid) * len(TEMPS) * 3} rows; {os.cpu_count()} CPUs, load1 {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"numpy, same grid (best of 3) ............... {t_numpy:8.2f} s   1.00x")
-    print(f"import ray.tune (driver, once) ............. {t_import:8.2f} s")
+    print(f"import of the trial module (+ ray.tune) .... {t_import:8.2f} s")
     print(f"Ray start (ray.init) ....................... {t_ray_start:8.2f} s")
     for trials in [int(x) for x in args.trials.split(",") if x]:
         for attempt in ("first", "again"):
