@@ -71,7 +71,7 @@ def test_killed_process_run_is_marked_and_linked(tmp_path):
 
 
 def test_reused_pid_counts_as_dead():
-    # a run that began before its pid's process started belongs to an earlier process that reused... the same pid
+    # a run that began before the process now holding its pid started was another process's run: the pid was reused
     assert death_reason(os.getpid(), run_start_s=0.0).startswith(f"pid {os.getpid()} now belongs to another process")
     import time
 
