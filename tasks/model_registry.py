@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from fer_core.errors import GateFailedError
+from fer_core.errors import MissingUpstreamError
 from fer_core.export.gates import Baselines, GateVerdict, PromotionGates, baselines, check_promotion
 from fer_core.taxonomy import FER_CLASSES
 from tasks._mlflow import EXPERIMENT
@@ -123,11 +123,11 @@ def select_candidate(index_sha256: str, gates: PromotionGates, base: Baselines) 
     NLL (lower). The best may fail the gates: it is then packaged and registered but never given an alias.
 
     Raises:
-        GateFailedError: no calibrated student run exists for this index (run the calibrate stage first).
+        MissingUpstreamError: no calibrated student run exists for this index (run the calibrate stage first).
     """
     runs = calibrated_runs(index_sha256)
     if runs.empty:
-        raise GateFailedError(
+        raise MissingUpstreamError(
             f"no calibrated student run for dataset index {index_sha256[:12]} in MLflow experiment {EXPERIMENT!r}; "
             "run the distill and calibrate stages first"
         )
