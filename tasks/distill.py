@@ -60,7 +60,7 @@ def with_ensemble(dcfg: DistillConfig, ensemble: EnsembleResult | None) -> Disti
         return dcfg
     update: dict[str, Any] = {}
     names = ensemble.teacher_names
-    if dcfg.weights is None and len(ensemble.weights) == len(dcfg.teachers):
+    if dcfg.weights is None and sorted(names) == sorted(dcfg.teachers):  # the ensemble's teachers: its weights
         w = dict(zip(names, ensemble.weights, strict=True))
         update["weights"] = tuple(w[n] for n in dcfg.teachers)
     if dcfg.teacher_temperatures is None:

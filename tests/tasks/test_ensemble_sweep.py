@@ -4,6 +4,7 @@ import numpy as np
 
 from fer_core.ensemble.grid import evaluate_grid
 from tasks._ensemble_trial import aggregate
+from tasks.contracts import EnsembleResult, TeacherRun
 from tasks.ensemble import sweep_table, weight_grid
 
 
@@ -52,11 +53,17 @@ def test_distillation_uses_each_teachers_own_temperature_and_weight_by_name():
     from tasks.distill import with_ensemble
 
     dcfg = DistillConfig(strategy="pairwise", teachers=("b", "a"), loss={"kind": "kd", "T": 2.0})
-    ens = {"weights": [0.7, 0.3], "temperature": 3.0, "teacher_names": ["a", "b"], "teacher_temperatures": [0.8, 1.2]}
+    ens = EnsembleResult(weights=[0.7, 0.3], temperature=3.0, teacher_names=["a", "b"],
+                         teacher_temperatures=[0.8, 1.2], metrics={}, grid_csv="", mlflow_run_id="", n_configs=1)
     out = with_ensemble(dcfg, ens)
     assert out.teacher_temperatures == (1.2, 0.8) and out.weights == (0.3, 0.7)  # joined by name, not position
-    legacy = with_ensemble(dcfg, {"weights": [0.5, 0.5], "temperature": 3.0})
-    assert legacy.teacher_temperatures == (3.0, 3.0)
+    outsider = dcfg.model_copy(update={"teachers": ("a", "c")})
+    assert with_ensemble(outsider, ens).teacher_temperatures == (3.0, 3.0)  # a teacher outside it: the shared T
+
+
+def _teacher(digit: str) -> TeacherRun:
+    return TeacherRun(name=f"t{digit}", teacher=f"t{digit}", seed=0, checkpoint="", checkpoint_sha256="", logits="",
+                      logits_sha256=digit * 64, mlflow_run_id="", val_metrics={}, class_f1=[], out_dir="")
 
 
 def test_a_student_run_folder_changes_with_its_teachers_and_their_temperatures():
@@ -65,10 +72,10 @@ def test_a_student_run_folder_changes_with_its_teachers_and_their_temperatures()
     from tasks.distill import distill_key
     from tasks.teachers import run_dir
 
-    teachers = [{"logits_sha256": "a" * 64}, {"logits_sha256": "b" * 64}]
+    teachers = [_teacher("a"), _teacher("b")]
     base = DistillConfig(strategy="pairwise", teachers=("x", "y"), teacher_temperatures=(1.0, 1.0))
     hotter = base.model_copy(update={"teacher_temperatures": (3.0, 3.0)})
-    retrained = [{"logits_sha256": "c" * 64}, teachers[1]]
+    retrained = [_teacher("c"), teachers[1]]
     dirs = {run_dir("/r", "distill", "s", {"cfg": 1, "extra": distill_key(d, t)})
             for d, t in ((base, teachers), (hotter, teachers), (base, retrained))}  # fmt: skip
     assert len(dirs) == 3

@@ -4,6 +4,7 @@ from fer_core.data.adapters import SourceSpec
 from fer_core.data.ingest import IngestConfig, run_ingest
 from fer_core.data.synth import render_dataset
 from fer_core.export.bundle import verify_bundle
+from tasks.contracts import IndexRef
 from tasks.publish import fetch_bundle, publish_bundle, publish_index
 from tasks.storage import exists, read_bytes
 from tests.core.export.helpers import make_bundle
@@ -15,11 +16,11 @@ def test_index_and_bundle_round_trip_through_s3(s3_bucket, tmp_path):
                                   min_side=16, fractions=(0.34, 0.33, 0.33)))  # fmt: skip
     from fer_core.io import sha256_file
 
-    data = {"index_path": str(res.index_path), "index_sha256": sha256_file(res.index_path),
-            "report_json": str(res.report_dir / "report.json")}  # fmt: skip
+    data = IndexRef(index_path=str(res.index_path), index_sha256=sha256_file(res.index_path), manifest={},
+                    report_json=str(res.report_dir / "report.json"), balance_png="")
     out = publish_index.fn(data, f"s3://{s3_bucket}/ferflow")
-    assert read_bytes(out["published_index"]) == res.index_path.read_bytes()
-    assert exists(out["published_index"] + ".manifest.json")
+    assert read_bytes(out.published_index) == res.index_path.read_bytes()
+    assert exists(out.published_index + ".manifest.json")
 
     bundle = make_bundle(tmp_path)
     uri = publish_bundle.fn(str(bundle), f"s3://{s3_bucket}/ferflow")
