@@ -171,7 +171,7 @@ def child_scaleout(cpus: int, profile: str) -> dict:
 
     from flows.distill import distill_sweep_flow
     from flows.ensemble import tune_ensemble_flow
-    from flows.ingest import ingest_pipeline_flow
+    from flows.ingest_stage import ingest_pipeline_flow
     from flows.teachers import train_teachers_flow
     from tasks._ray import ensure_ray
     from tasks.profile import load_pipeline_config

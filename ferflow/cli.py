@@ -118,8 +118,9 @@ def _ingest_config(config: Path | None, sources: list[str], out: Path | None) ->
         if sources or out is not None:
             raise ConfigError("give either --config FILE or --source/--out, not both")
         data = _read_profile(config)
-        return _load_profile(config).data.ingest if "data" in data else validate_config(data, IngestConfig,
-                                                                                          where=str(config))
+        if isinstance(data.get("data"), dict):  # a pipeline profile: only its ingest section (no torch import)
+            return validate_config(data["data"].get("ingest"), IngestConfig, where=f"{config}: data.ingest")
+        return validate_config(data, IngestConfig, where=str(config))
     if not sources or out is None:
         raise ConfigError("give --config FILE, or --source KIND:PATH (repeatable) and --out DIR")
     specs = []

@@ -12,14 +12,11 @@ from collections.abc import Callable
 from prefect.runtime import flow_run
 
 from fer_core.errors import MissingUpstreamError
-from tasks.calibrate import find_calibrated
 from tasks.contracts import CalibratedStudent, EnsembleResult, IndexRef, StudentRun, TeacherRun
-from tasks.data import existing_index
-from tasks.distill import find_student
-from tasks.ensemble import find_ensemble
 from tasks.profile import PipelineConfig, effective_ingest
 from tasks.settings import Settings
-from tasks.teachers import find_teacher
+
+# The lookups import their task modules when called: a stage command (``ferflow ingest``) imports only its own.
 
 
 def out_root() -> str:
@@ -55,6 +52,8 @@ def _missing(stage: str, what: str, cfg: PipelineConfig) -> MissingUpstreamError
 
 def require_index(cfg: PipelineConfig) -> IndexRef:
     """The ingested index of this profile (verified against its manifest and files)."""
+    from tasks.data import existing_index
+
     index = existing_index.fn(effective_ingest(cfg))
     if index is None:
         raise _missing("ingest", "the dataset index", cfg)
@@ -63,6 +62,8 @@ def require_index(cfg: PipelineConfig) -> IndexRef:
 
 def require_teachers(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
     """Every (teacher, seed) unit of this profile, finished on this index."""
+    from tasks.teachers import find_teacher
+
     runs, missing = [], []
     for seed in cfg.teachers.seeds:
         for t in cfg.teachers.teachers:
@@ -75,6 +76,8 @@ def require_teachers(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
 
 def require_ensemble(cfg: PipelineConfig, teachers: list[TeacherRun]) -> EnsembleResult:
     """The ensemble sweep over these teacher runs."""
+    from tasks.ensemble import find_ensemble
+
     found = find_ensemble(cfg.ensemble, teachers, out_root())
     if found is None:
         raise _missing("tune_ensemble", "the ensemble sweep over these teachers", cfg)
@@ -85,6 +88,8 @@ def require_students(
     cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun], ensemble: EnsembleResult
 ) -> list[StudentRun]:
     """The packaged family's student units (one per profile seed)."""
+    from tasks.distill import find_student
+
     runs, missing = [], []
     for seed in cfg.student.seeds:
         run = find_student(cfg.student, seed, teachers, ensemble, index, cfg.data.preprocess, out_root())
@@ -96,6 +101,8 @@ def require_students(
 
 def require_calibrated(cfg: PipelineConfig, students: list[StudentRun]) -> list[CalibratedStudent]:
     """The calibration of every packaged-family student."""
+    from tasks.calibrate import find_calibrated
+
     found = [find_calibrated(s) for s in students]
     missing = [s.name for s, c in zip(students, found, strict=True) if c is None]
     if missing:

@@ -8,7 +8,7 @@ from flows._common import run_name
 from flows.calibrate import calibrate_flow
 from flows.distill import distill_flow, distill_sweep_flow, nested_learning_flow
 from flows.ensemble import tune_ensemble_flow
-from flows.ingest import ingest_pipeline_flow
+from flows.ingest_stage import ingest_pipeline_flow
 from flows.package import package_flow
 from flows.replicate import replicate_flow
 from flows.report import report_flow

@@ -61,6 +61,7 @@ def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) ->
             )
             return
         ray.init(
+            address="local",  # never join a cluster some other process left running on this machine
             num_cpus=num_cpus or os.cpu_count(),
             object_store_memory=settings.ray_object_store_mb * 1024 * 1024,
             include_dashboard=False,

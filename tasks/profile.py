@@ -15,7 +15,6 @@ from pydantic import Field
 
 from fer_core.calibrate.pipeline import CalibrationConfig
 from fer_core.config import FrozenModel, load_yaml_config
-from fer_core.data.adapters import SourceSpec
 from fer_core.data.ingest import IngestConfig
 from fer_core.distill.config import DistillConfig
 from fer_core.errors import ConfigError
@@ -88,7 +87,9 @@ class EnsembleSection(FrozenModel):
     temperatures: list[float] = Field(
         [0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5], min_length=1, description="ensemble temperatures to try"
     )
-    trials: int = Field(4, ge=1, description="Tune trials the grid is split into (each vectorised)")
+    trials: int = Field(
+        1, ge=1, description="Tune trials the grid is split into (each vectorised; more only for grids that take >10 s)"
+    )
     f1_tolerance: float = Field(
         0.005, ge=0, le=0.1, description="configs within this of the best macro-F1 are ranked by validation NLL"
     )
@@ -295,23 +296,3 @@ def effective_ingest(cfg: PipelineConfig) -> IngestConfig:
         else:
             sources.append(s if s.path.is_absolute() else s.model_copy(update={"path": Path.cwd() / s.path}))
     return ing.model_copy(update={"out_dir": out, "sources": sources})
-
-
-def ingest_config_from_cli(config: Path | None, sources: list[str], out: Path | None) -> IngestConfig:
-    """``ferflow ingest --config FILE`` (ingest config or pipeline profile) or ``--source KIND:PATH ... --out DIR``."""
-    if config is not None:
-        import yaml
-
-        data: Any = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        if isinstance(data, dict) and "data" in data:
-            return load_pipeline_config(config).data.ingest
-        return load_yaml_config(config, IngestConfig)
-    if not sources or out is None:
-        raise ConfigError("give --config FILE, or --source KIND:PATH (repeatable) and --out DIR")
-    specs = []
-    for s in sources:
-        kind, sep, path = s.partition(":")
-        if not sep or not path:
-            raise ConfigError(f"--source must be KIND:PATH, got {s!r}")
-        specs.append(SourceSpec(kind=kind, path=path))
-    return IngestConfig(sources=specs, out_dir=str(out))
