@@ -8,6 +8,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._common import out_root, run_name, upstream_of_students
 from flows.teachers import UNIT_SUBMITTERS
+from tasks._units import check_placeable
 from tasks.contracts import EnsembleResult, IndexRef, StudentRun, StudentsResult, SweepResult, TeacherRun
 from tasks.distill import distill_student, distill_sweep_task
 from tasks.nested import nested_student
@@ -20,6 +21,7 @@ def students_stage(
 ) -> StudentsResult:  # fmt: skip
     """Every student unit of the profile submitted concurrently: seeds, sweep trials, Nested Learning seeds."""
     st, spec, root = cfg.student, cfg.data.preprocess, out_root()
+    check_placeable("student", st.resources)  # refuse before submitting; Ray starts in this thread
     units = [distill_student.submit(st, s, teachers, ensemble, index, spec, root) for s in seeds or st.seeds]
     sweep = distill_sweep_task.submit(st, teachers, ensemble, index, spec, root) if st.sweep.enabled else None
     nested_seeds = st.seeds if st.nested else []

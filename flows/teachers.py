@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._common import out_root, require_index, run_name
+from tasks._units import check_placeable
 from tasks.contracts import IndexRef, TeacherRun
 from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.teachers import train_teacher
@@ -16,6 +17,7 @@ UNIT_SUBMITTERS = 64
 
 def teachers_stage(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
     """Submit every (teacher, seed) unit concurrently and wait for all of them."""
+    check_placeable("teachers", cfg.teachers.resources)  # refuse before submitting; Ray starts in this thread
     futures = [
         train_teacher.submit(t, seed, cfg.teachers.resources, index, cfg.data.preprocess, out_root())
         for seed in cfg.teachers.seeds
