@@ -52,11 +52,15 @@ def format_table(
     if not rows or not cols:
         return f"{title}: (no rows)" if title else "(no rows)"
     table = Table(title=title, title_justify="left")
+    places = {}
     for c in cols:
-        numeric = all(isinstance(r.get(c), int | float) for r in rows if r.get(c) is not None)
+        values = [r.get(c) for r in rows if r.get(c) is not None]
+        numeric = all(isinstance(v, int | float) for v in values)
+        # Counts that went through a float column (support 30.0) read as counts.
+        places[c] = 0 if numeric and all(float(v).is_integer() for v in values) else digits
         table.add_column(str(c), justify="right" if numeric else "left")
     for r in rows:
-        table.add_row(*(_cell(r.get(c), digits) for c in cols))
+        table.add_row(*(_cell(r.get(c), places[c]) for c in cols))
     console = Console(file=io.StringIO(), width=max(80, 14 * len(cols)), record=True, color_system=None)
     console.print(table)
     return "\n".join(line.rstrip() for line in console.export_text().rstrip().splitlines())

@@ -72,3 +72,9 @@ def test_ensemble_grid_rows_are_named_by_teacher_and_show_spread_only_when_there
     assert next(r for r in one if r["chosen"])["T"] == 1.0
     two, note = ensemble_grid_rows(grid([0, 1]), ["resnet", "effnet"], ([0.75, 0.25], 1.0))
     assert two[0]["macro_f1 std over seeds"] == round(float(np.std([0.575, 0.585], ddof=1)), 4) and "2 teacher" in note
+
+
+def test_counts_stored_as_floats_print_as_counts():
+    text = format_table([{"class": "sad", "support": 30.0, "f1": 0.5}, {"class": "fear", "support": 7.0, "f1": 1.0}])
+    sad = next(x for x in text.splitlines() if "sad" in x)
+    assert " 30 " in sad and "30.0" not in sad and "0.500" in sad
