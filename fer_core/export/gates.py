@@ -93,7 +93,7 @@ class GateCheck:
     def line(self) -> str:
         op = ">=" if self.higher_is_better else "<="
         mark = "pass" if self.passed else "FAIL"
-        return f"{mark}: {self.name} {self.value:.4f} {op} {self.threshold:.4f} ({self.why})"
+        return f"{mark}: {self.name} {self.value:.4f}, needs {op} {self.threshold:.4f} ({self.why})"
 
 
 @dataclass(frozen=True)

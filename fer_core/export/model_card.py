@@ -108,7 +108,7 @@ def render_model_card(
         "## Calibration\n",
         *_calibration_section(cal, calibration_notes),
         "## Preprocessing\n",
-        f"Input `{spec.input_name}` [batch, {spec.channels}, {spec.size[0]}, {spec.size[1]}] ({spec.color}); "
+        f"Input `{spec.input_name}` of shape (batch, {spec.channels}, {spec.size[0]}, {spec.size[1]}), {spec.color}; "
         f"CLAHE: {spec.clahe.model_dump() if spec.clahe else 'off'}; crop margin {spec.crop_margin}. "
         "Order: crop → colour → CLAHE → resize → scale → standardise (see preprocess.json).\n",
     ]

@@ -43,7 +43,7 @@ def test_thresholds_margin_and_configured_floor():
         assert len(verdict.failures) == 1, verdict.failures
     strict = PromotionGates(min_macro_f1=0.6, max_ece=0.05)
     verdict = check_promotion({**ok, "macro_f1": 0.59}, strict, b)
-    assert verdict.failures == ["FAIL: val macro-F1 0.5900 >= 0.6000 (configured floor 0.60)"]
+    assert verdict.failures == ["FAIL: val macro-F1 0.5900, needs >= 0.6000 (configured floor 0.60)"]
 
 
 def test_missing_or_nan_metrics_fail_and_bad_settings_are_refused():
