@@ -129,8 +129,8 @@ def tune_ensemble_task(
     create_table_artifact(
         key="ensemble-grid",
         table=rows,
-        description=f"Best 20 of {len(agg)} ensemble configs by validation macro-F1 ({spread}); the chosen one (lowest "
-        f"NLL within {f1_tolerance} of the best macro-F1): "
+        description=f"Best {len(rows)} of {len(agg)} ensemble configs by validation macro-F1 ({spread}); the chosen "
+        f"one (lowest NLL within {f1_tolerance} of the best macro-F1): "
         + ", ".join(f"{n} {w:.2f}" for n, w in zip(teacher_names, weights, strict=True))
         + f", T = {float(best['temperature']):.2f}",
     )
