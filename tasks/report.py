@@ -34,7 +34,7 @@ from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_l
 from fer_core.taxonomy import CLASS_TO_INDEX
 from tasks._data import load_index
 from tasks._mlflow import EXPERIMENT, code_version, configure_tracking, ferflow_run
-from tasks.model_registry import SOURCE_TAG
+from tasks.model_registry import SOURCE_TAG, packaged_version
 from tasks.profile import PipelineConfig
 from tasks.settings import Settings
 
@@ -301,10 +301,8 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
     champion: dict[str, Any] = {}
     abst = None
     latency: dict[str, dict[str, float]] = {}
-    try:
-        v = client.get_model_version_by_alias(cfg.package.model_name, "champion")
-    except mlflow.exceptions.MlflowException:
-        v = None
+    # @champion when it was judged on this index, else the newest version packaged from it (maybe not promoted).
+    v, alias = packaged_version(client, cfg.package.model_name, sha)
     if v is not None:
         src = v.tags[SOURCE_TAG]
         if src not in evals:  # packaged from a run outside the compared families (e.g. an earlier profile run)
@@ -325,7 +323,7 @@ def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, i
             hit = srows.loc[srows["run_id"] == src].iloc[0]
             srows_name = f"{hit['family']} seed {hit['seed']}"
         champion = {"name": srows_name, "model": cfg.package.model_name, "version": v.version, "run_id": src,
-                    "temperature": t_bundle}  # fmt: skip
+                    "temperature": t_bundle, "alias": alias}  # fmt: skip
         yst = rows.loc[rows["split"] == "test", "label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
         pv = softmax(zsv / t_bundle)
         pt = softmax(np.log(ev.probs_before + 1e-12) / t_bundle)

@@ -166,8 +166,9 @@ def render_markdown(d: ReportData) -> str:
               ""]  # fmt: skip
     ch = d.champion
     if ch:
+        alias = f"@{ch['alias']}" if ch.get("alias") else "not promoted: it failed the promotion gates"
         parts += [f"Packaged student `{ch.get('name')}` (registry `{ch.get('model')}` v{ch.get('version')} "
-                  f"@champion, MLflow run `{ch.get('run_id', '')[:12]}`), T = {_f(ch.get('temperature'), '{:.3f}')}:",
+                  f"{alias}, MLflow run `{ch.get('run_id', '')[:12]}`), T = {_f(ch.get('temperature'), '{:.3f}')}:",
                   ""]  # fmt: skip
         for key in ("reliability_before", "reliability_after"):
             if key in img:

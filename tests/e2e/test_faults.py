@@ -212,7 +212,7 @@ def test_worker_killed_mid_training_resumes_from_checkpoint_and_registers_once(s
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     versions = client.search_model_versions("name = 'fer-student'")
     assert len(versions) == 1
-    assert client.get_model_version_by_alias("fer-student", "champion").version == versions[0].version
+    assert ("champion" in versions[0].aliases) == (versions[0].tags["ferflow.gates"] == "passed")  # gates decide
 
 
 def cfg_teacher_name(profile: str) -> str:
