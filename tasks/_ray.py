@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -25,6 +26,14 @@ FORWARDED_ENV = (
 _lock = threading.Lock()
 
 
+class _NoThreadSigtermNote(logging.Filter):
+    """Flows start Ray from a worker thread, where Ray cannot install its SIGTERM handler and says so every run;
+    the flow's own process handles termination, so the note is noise on the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def forwarded_env(settings: Settings) -> dict[str, str]:
     """The driver's settings as environment variables for Ray workers (the job's runtime environment)."""
     from tasks._cache import code_version_of_checkout
@@ -45,6 +54,7 @@ def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) ->
     with _lock:
         if ray.is_initialized():
             return
+        logging.getLogger("ray._private.worker").addFilter(_NoThreadSigtermNote())
         settings = settings or Settings.from_env()
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         runtime_env = {"env_vars": forwarded_env(settings)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ def run_sweep(
     Raises:
         RuntimeError: a trial still failed after its retries (names the trial and its error).
     """
+    # Results go to MLflow and the returned rows: no per-trial CSV/JSON/TensorBoard loggers (they also warn on every
+    # list-valued metric) and no experiment table on the terminal.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ensure_ray()
     settings = Settings.from_env()
     storage = Path(settings.home) / "ray_results"
