@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export RAY_USAGE_STATS_ENABLED := 0
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo reference reference-gpu test test-slow test-e2e lint bench clean
+.PHONY: install demo reference reference-gpu test test-slow test-e2e browser lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,14 @@ reference-gpu: reference
 test: install
 	$(PY) -m pytest -m "not slow and not gpu" -p no:cacheprovider $(PYTEST_ARGS)
 
-test-slow: install
+## browser: headless Chromium from Debian's `chromium` package and Playwright in the venv, for the slow browser test.
+## Idempotent; Playwright drives the system Chromium through executable_path (no `playwright install` download).
+SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
+browser: install
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check playwright
+
+test-slow: install browser
 	$(PY) -m pytest -m "slow and not gpu" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-gpu: install
