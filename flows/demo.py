@@ -16,7 +16,7 @@ def demo_flow(profile: Profile = "demo", config: PipelineConfig | None = None) -
     """Run ``pipeline`` embedded, then the runner on a rendered video; return where to look.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         config: Advanced: a whole typed configuration used instead of the profile.
     """
     cfg = resolve_profile(profile, None, config)

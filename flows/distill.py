@@ -46,7 +46,7 @@ def distill_flow(
     """Distil the profile's student for each seed from the teachers' logits (needs teachers and ensemble).
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """
@@ -61,7 +61,7 @@ def distill_sweep_flow(
     """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each family with the baseline.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """
@@ -85,7 +85,7 @@ def nested_learning_flow(
     """Nested Learning students (memory-bounded deep optimizer), one unit per seed.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """

@@ -26,7 +26,7 @@ def tune_ensemble_flow(
     """Tune the teachers' ensemble weights and temperature across teacher seeds (needs the teachers stage).
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """

@@ -29,7 +29,7 @@ def ingest_pipeline_flow(
     """The ingest stage of a profile: dataset index, manifest, findings and balance report.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """

@@ -14,7 +14,7 @@ from tasks.publish import publish_bundle
 def package_stage(cfg: PipelineConfig, index: IndexRef) -> BundleRef:
     """Select by the gates, export and verify ONNX, write the bundle, register it, move the alias, publish."""
     pkg = package_student(cfg.package, index, cfg.data.preprocess, out_root())
-    if cfg.publish_uri:
+    if cfg.publish_uri and pkg.alias is not None:  # only promoted bundles are published for other machines
         pkg = pkg.model_copy(update={"published_bundle": publish_bundle(pkg.bundle, cfg.publish_uri)})
     print(f"bundle {pkg.bundle} -> {cfg.package.model_name} v{pkg.version} @{pkg.alias or 'unchanged'}")
     return pkg
@@ -27,7 +27,7 @@ def package_flow(
     """Package the best calibrated student for the realtime runner (needs the calibrate stage).
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """

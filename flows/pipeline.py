@@ -30,7 +30,7 @@ def pipeline_flow(
     Each stage finds its inputs by content hash, so re-running an unchanged profile is all cache hits.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
         report: Also write the results report (Markdown + figures) at the end.

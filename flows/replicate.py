@@ -33,7 +33,7 @@ def replicate_flow(
     """Retrain and calibrate one student per seed (all submitted at once); statistics against the champion's seeds.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         seeds: Student seeds to train, at least 2 (a paired test needs two); one unit per seed.
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).

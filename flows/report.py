@@ -21,10 +21,10 @@ def report_flow(
     """Read every run of the profile back from MLflow (nothing is retrained) and write the report.
 
     Args:
-        profile: The shipped profile to report on (configs/<profile>.yaml).
+        profile: The shipped profile to report on (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
-        out_dir: Folder for report.md, report.json and the figures (default: $FERFLOW_HOME/reports/<profile>).
+        out_dir: Folder for report.md, report.json and the figures (default: $FERFLOW_HOME/reports/PROFILE).
     """
     cfg = resolve_profile(profile, overrides, config)
     res = build_report(cfg, out_dir)

@@ -41,7 +41,7 @@ def train_teachers_flow(
     """Train every teacher for every seed on the profile's index; each (teacher, seed) is its own unit on Ray.
 
     Args:
-        profile: The shipped profile to run (configs/<profile>.yaml).
+        profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """

@@ -27,7 +27,14 @@ from tests.e2e.conftest import stack_settings
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-TRAINING_TASKS = ("train_teacher", "distill_student")
+# Unit task runs are named by what they train: "teacher resnet seed 0", "student seed 42".
+TRAINING_TASKS = ("teacher", "student")
+
+
+def training_kind(name: str) -> str:
+    """``teacher`` / ``student`` for a teacher or packaged-student unit's task run, else ``""``."""
+    words = name.split()
+    return words[0] if len(words) >= 3 and words[0] in TRAINING_TASKS and words[-2] == "seed" else ""
 RUN_TIMEOUT_S = 420
 
 
@@ -178,8 +185,8 @@ def test_worker_runs_pipeline_and_registers_the_student_with_bundle(stack, first
     # The worker's flow run logged to the stack's MLflow server (HTTP), not to a SQLite file in some home.
     assert not (stack["home"] / "mlflow.db").exists()
     assert (stack["home"] / "mlflow-server.db").exists()
-    trained = [t for t in task_runs_below(run.id) if t.name.split("-")[0] in TRAINING_TASKS]
-    assert {t.name.split("-")[0] for t in trained} == set(TRAINING_TASKS)
+    trained = [t for t in task_runs_below(run.id) if training_kind(t.name)]
+    assert {training_kind(t.name) for t in trained} == set(TRAINING_TASKS)
     assert all(t.state.name == "Completed" for t in trained), [(t.name, t.state.name) for t in trained]
 
 
@@ -189,7 +196,7 @@ def test_second_trigger_is_served_from_cache_and_registers_nothing(stack, first_
     client = MlflowClient(tracking_uri=stack["env"]["MLFLOW_TRACKING_URI"])
     versions = client.search_model_versions("name = 'fer-student'")
     again, took = trigger_pipeline(stack)
-    trained = [t for t in task_runs_below(again.id) if t.name.split("-")[0] in TRAINING_TASKS]
+    trained = [t for t in task_runs_below(again.id) if training_kind(t.name)]
     assert len(trained) == 3  # two teachers, one student in the tiny profile
     assert all(t.state.name == "Cached" for t in trained), [(t.name, t.state.name) for t in trained]
     assert len(client.search_model_versions("name = 'fer-student'")) == len(versions)
