@@ -133,7 +133,7 @@ class PackageSection(FrozenModel):
 
     min_macro_f1: float = Field(0.3, ge=0, le=1, description="promotion floor")
     min_margin_over_chance: float = Field(
-        0.1, gt=0, le=0.5, description="validation macro-F1 and accuracy must beat chance and the majority class by this"
+        0.1, gt=0, le=0.5, description="val macro-F1 and accuracy must beat chance and the majority class by this"
     )
     max_ece: float = Field(0.05, gt=0, le=1)
     parity_samples: int = Field(256, ge=1)
