@@ -81,14 +81,13 @@ def test_every_family_has_every_seed_and_p_values(study):
 def test_ensemble_numbers_match_an_independent_recomputation(study):
     """The report's ensemble accuracy equals fuse_probs over the teachers' stored test logits at the tuned config."""
     cfg, out, rep = study
-    rows = out["data"]
     from tasks._data import load_index
 
-    idx = load_index(rows["index_path"], rows["index_sha256"])
+    idx = load_index(out.index.index_path, out.index.index_sha256)
     test = idx[idx["split"] == "test"]
-    z = np.stack([align_logits(read_logits(t["logits"]), test["sample_id"].tolist(), allow_extra=True)
-                  for t in out["teachers"]])  # fmt: skip
-    p = fuse_probs(z, np.asarray(out["ensemble"]["weights"]), out["ensemble"]["temperature"])
+    z = np.stack([align_logits(read_logits(t.logits), test["sample_id"].tolist(), allow_extra=True)
+                  for t in out.teachers])  # fmt: skip
+    p = fuse_probs(z, np.asarray(out.ensemble.weights), out.ensemble.temperature)
     acc = classification_metrics(test["label"].map(CLASS_TO_INDEX).to_numpy(), p.argmax(1))["accuracy"]
     assert rep["headline"]["ensemble_accuracy"] == pytest.approx(acc, abs=1e-9)
 

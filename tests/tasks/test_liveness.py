@@ -23,8 +23,7 @@ from tasks._liveness import (
 
 _CHILD = textwrap.dedent("""
     import os, socket, sys, time
-    import pytest
-from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient
     client = MlflowClient(sys.argv[1])
     exp = client.get_experiment_by_name("ferflow").experiment_id
     run = client.create_run(exp, tags={"ferflow.host": socket.gethostname(), "ferflow.pid": str(os.getpid()),
