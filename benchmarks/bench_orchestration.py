@@ -24,17 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-
-def _fresh_env(home: Path) -> dict[str, str]:
-    for sub in ("home", "prefect"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "FERFLOW_"))}
-    env.update({"FERFLOW_HOME": str(home / "home"), "PREFECT_HOME": str(home / "prefect"),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-                "RAY_USAGE_STATS_ENABLED": "0", "FERFLOW_RAY_OBJECT_STORE_MB": "512",
-                "PYTHONPATH": str(REPO)})  # fmt: skip
-    return env
+from bench_pipeline import _fresh_env  # noqa: E402 - one fresh-home environment for every pipeline benchmark
 
 
 def child(profile: str, cpu: int) -> dict:
