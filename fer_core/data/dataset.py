@@ -7,6 +7,7 @@ of a split once; its eval path equals :func:`fer_core.preprocess.preprocess_face
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Sequence
@@ -87,6 +88,12 @@ class ArrayDataset:
     def pixels(self) -> torch.Tensor:
         """uint8 ``[N, C, H, W]``."""
         return self._pixels
+
+    def with_augment(self, train_augment: TrainAugment) -> ArrayDataset:
+        """The same rows (pixels shared, not copied) with another training augmentation."""
+        view = copy.copy(self)
+        view.train_augment = train_augment
+        return view
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, C, H, W]`` → float32 normalised exactly as :func:`fer_core.preprocess.normalize`."""

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from fer_core.config import FrozenModel
+from fer_core.data.dataset import TrainAugment
 from fer_core.losses.ce import CELossConfig
 from fer_core.losses.class_balanced import ClassBalancedLossConfig
 from fer_core.losses.focal import FocalLossConfig
@@ -60,6 +61,8 @@ class TrainConfig(FrozenModel):
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         num_threads: torch intra-op threads for the run (None: leave as is).
         drop_last: drop a final partial batch (keeps BatchNorm away from size-1 batches).
+        augment: the training augmentation (flip, shift, rotation, zoom, erasing, jitter), or None to keep the
+            training data's own (an :class:`~fer_core.data.dataset.ArrayDataset` defaults to flip + shift).
     """
 
     model: ModelConfig
@@ -81,3 +84,4 @@ class TrainConfig(FrozenModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     drop_last: bool = False
+    augment: TrainAugment | None = None

@@ -125,6 +125,16 @@ def _check_data(data: TrainData, name: str, n_classes: int) -> None:
         raise DataIntegrityError(f"{name} data is invalid", problems)
 
 
+def _with_augment(data: TrainData, cfg: TrainConfig) -> TrainData:
+    """The training data with ``cfg.augment`` applied (unchanged when the config leaves augmentation to the data)."""
+    if cfg.augment is None:
+        return data
+    if not hasattr(data, "with_augment"):
+        raise ConfigError(f"TrainConfig.augment is set but the training data ({type(data).__name__}) takes no "
+                          "augmentation config; leave augment unset for it")  # fmt: skip
+    return data.with_augment(cfg.augment)
+
+
 def _class_names(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if n == len(FER_CLASSES):
         return FER_CLASSES, MINORITY_CLASSES
@@ -176,6 +186,7 @@ class _Run:
                  optimizer_factory: OptimizerFactory, runner_factory: RunnerFactory,
                  extra_config: dict[str, Any] | None):  # fmt: skip
         n_classes = cfg.model.num_classes
+        train_data = _with_augment(train_data, cfg)
         _check_data(train_data, "train", n_classes)
         _check_data(val_data, "val", n_classes)
         self.cfg, self.train_data, self.val_data, self.sink = cfg, train_data, val_data, sink

@@ -173,3 +173,30 @@ def test_the_validation_loss_gate(data, tmp_path):
     with pytest.raises(GateFailedError, match=r"val loss [0-9.]+ > 0.001"):
         train(gated, *data, tmp_path)
     assert not tmp_path.exists() or not any(tmp_path.rglob("*.pt"))
+
+
+def test_the_configured_augmentation_is_what_training_steps_on(data, tmp_path):
+    from fer_core.data.dataset import ArrayDataset, TrainAugment
+
+    train_ds, val_ds = data
+    none = TrainAugment(flip=False, shift=0)
+    configured = train(BASE.model_copy(update={"augment": none}), train_ds, val_ds, tmp_path / "cfg")
+    px = train_ds.pixels[:, 0].numpy()
+    built_in = ArrayDataset(px, train_ds.labels, train_ds.sample_ids, train_ds.spec, none)
+    same = train(BASE, built_in, val_ds, tmp_path / "data")
+    default = train(BASE, train_ds, val_ds, tmp_path / "default")
+    assert [h["train/loss"] for h in configured.history] == [h["train/loss"] for h in same.history]
+    assert [h["train/loss"] for h in configured.history] != [h["train/loss"] for h in default.history]
+    assert train_ds.train_augment == TrainAugment()  # the caller's dataset is not changed
+
+    class Plain:  # training data without an augmentation config
+        labels, sample_ids = train_ds.labels, train_ds.sample_ids
+
+        def __len__(self):
+            return len(train_ds)
+
+        def get_batch(self, indices, train=False, rng=None):
+            return train_ds.get_batch(indices, train, rng)
+
+    with pytest.raises(ConfigError, match="takes no augmentation config"):
+        train(BASE.model_copy(update={"augment": none}), Plain(), val_ds, tmp_path / "plain")
