@@ -26,6 +26,11 @@ stack_app = typer.Typer(help="The local Prefect/MLflow/Ray stack.", no_args_is_h
 app.add_typer(data_app, name="data")
 app.add_typer(stack_app, name="stack")
 
+#: The model ferflow ships (trained by `make reference`, published by `ferflow ship`): the runner's default bundle.
+SHIPPED_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "fer2013"
+BundleOpt = Annotated[Path | None, typer.Option(help="student bundle folder (default: the shipped models/fer2013)",
+                                                file_okay=False)]  # fmt: skip
+
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML (see configs/)", exists=True,
                                          dir_okay=False)]  # fmt: skip
 
@@ -260,6 +265,22 @@ def report(
 
 
 @app.command()
+def ship(
+    config: ConfigOpt,
+    out: Annotated[Path, typer.Option("--out", help="the shipped bundle folder", file_okay=False)] = SHIPPED_BUNDLE,
+    report_dir: Annotated[Path | None, typer.Option(help="the profile's report folder (seed statistics)",
+                                                    file_okay=False)] = None,  # fmt: skip
+) -> None:
+    """Publish the profile's packaged champion (held-out figures through ONNX, full model card) to --out."""
+    cfg = _load_profile(config)
+    _flows_ready()
+    from flows.ship import ship_flow
+
+    res = _run_flow(ship_flow, str(out), config=cfg, report_dir=None if report_dir is None else str(report_dir))
+    _echo_json({k: v for k, v in res.items() if k != "heldout"} | {"heldout": res["heldout"]})
+
+
+@app.command()
 def demo(
     config: Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML", exists=True,
                                          dir_okay=False)] = Path("configs/demo.yaml"),  # fmt: skip
@@ -272,16 +293,28 @@ def demo(
     typer.echo(_run_flow(demo_flow, config=cfg))
 
 
+def _bundle_or_shipped(bundle: Path | None) -> Path:
+    """The given bundle folder, or the shipped model; a missing folder is refused naming it."""
+    from fer_core.errors import ConfigError, printable
+
+    path = SHIPPED_BUNDLE if bundle is None else bundle
+    if not path.is_dir():
+        what = "the shipped model" if bundle is None else "--bundle"
+        raise ConfigError(f"{what} {printable(path)} is not a folder; give --bundle DIR (a bundle from `ferflow "
+                          "package`, or models/fer2013 of a full checkout)")  # fmt: skip
+    return path
+
+
 @app.command()
 def evaluate(
-    bundle: Annotated[Path, typer.Option(help="student bundle folder", exists=True, file_okay=False)],
     data: Annotated[Path, typer.Option(help="folder-per-class dataset", exists=True, file_okay=False)],
     detect: Annotated[bool, typer.Option(help="run the runner's face detection and crop first")] = False,
+    bundle: BundleOpt = None,
 ) -> None:
-    """Metrics of a bundle on a folder-per-class dataset (JSON to stdout)."""
+    """Metrics of a bundle (default: the shipped model) on a folder-per-class dataset (JSON to stdout)."""
     from fer_core.realtime.evaluate import evaluate_bundle
 
-    _echo_json(evaluate_bundle(bundle, data, detect=detect))
+    _echo_json(evaluate_bundle(_bundle_or_shipped(bundle), data, detect=detect))
 
 
 def _model(cls: type, where: str, **values: Any) -> Any:
@@ -292,7 +325,6 @@ def _model(cls: type, where: str, **values: Any) -> Any:
 
 @app.command()
 def realtime(
-    bundle: Annotated[Path, typer.Option(help="student bundle folder", exists=True, file_okay=False)],
     source: Annotated[str, typer.Option(help="webcam index (0, 1, ...), video file or image folder")],
     out: Annotated[Path, typer.Option(help="folder for frames.csv, events.jsonl and the annotated video",
                                       file_okay=False)] = Path("realtime_out"),  # fmt: skip
@@ -304,8 +336,9 @@ def realtime(
                                                    exists=True, dir_okay=False)] = None,  # fmt: skip
     threads: Annotated[int, typer.Option(help="ONNX Runtime threads", min=1)] = 2,
     max_frames: Annotated[int | None, typer.Option(help="stop after this many frames", min=1)] = None,
+    bundle: BundleOpt = None,
 ) -> None:
-    """The realtime runner: detection, smoothing, ONNX inference, calibration and the stabiliser."""
+    """The realtime runner (default model: the shipped one): detection, ONNX inference, calibration, stabiliser."""
     from fer_core.errors import DataIntegrityError, printable
     from fer_core.realtime.detect import DetectorConfig
     from fer_core.realtime.runner import RunnerConfig, run
@@ -317,7 +350,7 @@ def realtime(
     if isinstance(src, str) and not os.path.exists(src):
         raise DataIntegrityError(f"--source {printable(src)} does not exist; give a webcam index, a video file or "
                                  "an image folder", [(printable(src), "not found")])  # fmt: skip
-    _echo_json(run(bundle, src, cfg, out).model_dump(mode="json"))
+    _echo_json(run(_bundle_or_shipped(bundle), src, cfg, out).model_dump(mode="json"))
 
 
 @app.command("tune-stabilizer")

@@ -3,6 +3,7 @@ the runner's own detection and crop code)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,48 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE
     return float(ece)
 
 
+def _evaluate(
+    bundle: Any,
+    items: list[tuple[Path, int]],
+    where: str,
+    detect: bool,
+    detector: str,
+    detector_model_path: str | os.PathLike[str] | None,
+    batch_size: int,
+) -> dict[str, Any]:
+    det = create_detector(DetectorConfig(kind=detector, model_path=detector_model_path)) if detect else None
+    xs, ys, problems, no_face = [], [], [], 0
+    for path, y in items:
+        img = _read(path)
+        if img is None:
+            problems.append((str(path), "cannot be decoded"))
+            continue
+        crop = img
+        if det is not None:
+            faces = det.detect(img)
+            if faces:
+                crop = face_roi(img, faces[0].box, bundle.spec.crop_margin, faces[0].landmarks)
+            else:
+                no_face += 1
+        xs.append(bundle.preprocess(crop))
+        ys.append(y)
+    if problems:
+        raise DataIntegrityError(f"{len(problems)} unreadable image(s) in {where}", problems)
+    x, y = np.stack(xs), np.asarray(ys, dtype=np.int64)
+    logits = np.concatenate([bundle.predict_logits(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    probs = bundle.calibrate(logits)
+    minority = [c for c in MINORITY_CLASSES if c in bundle.classes]
+    m = classification_metrics(y, probs.argmax(1), classes=bundle.classes, minority=minority)
+    nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), 1e-12, 1.0))))
+    result = {
+        "n": len(y), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "minority_f1": m["minority_f1"],
+        "per_class_f1": {c: m[f"f1/{c}"] for c in bundle.classes}, "ece": expected_calibration_error(probs, y),
+        "nll": nll, "no_face": no_face, "no_face_rate": no_face / len(y), "detect": detect,
+        "detector": detector if detect else None,
+    }  # fmt: skip
+    return result
+
+
 def evaluate_bundle(
     bundle_dir: str | os.PathLike[str],
     data_dir: str | os.PathLike[str],
@@ -100,36 +143,55 @@ def evaluate_bundle(
     """
     bundle = load_bundle(bundle_dir, threads=threads, per_class_temperature=per_class_temperature)
     items = _list_dataset(Path(data_dir), bundle.classes)
-    det = create_detector(DetectorConfig(kind=detector, model_path=detector_model_path)) if detect else None
-    xs, ys, problems, no_face = [], [], [], 0
-    for path, y in items:
-        img = _read(path)
-        if img is None:
-            problems.append((str(path), "cannot be decoded"))
-            continue
-        crop = img
-        if det is not None:
-            faces = det.detect(img)
-            if faces:
-                crop = face_roi(img, faces[0].box, bundle.spec.crop_margin, faces[0].landmarks)
-            else:
-                no_face += 1
-        xs.append(bundle.preprocess(crop))
-        ys.append(y)
-    if problems:
-        raise DataIntegrityError(f"{len(problems)} unreadable image(s) in {data_dir}", problems)
-    x, y = np.stack(xs), np.asarray(ys, dtype=np.int64)
-    logits = np.concatenate([bundle.predict_logits(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    probs = bundle.calibrate(logits)
-    minority = [c for c in MINORITY_CLASSES if c in bundle.classes]
-    m = classification_metrics(y, probs.argmax(1), classes=bundle.classes, minority=minority)
-    nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y].astype(np.float64), 1e-12, 1.0))))
-    result = {
-        "n": len(y), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "minority_f1": m["minority_f1"],
-        "per_class_f1": {c: m[f"f1/{c}"] for c in bundle.classes}, "ece": expected_calibration_error(probs, y),
-        "nll": nll, "no_face": no_face, "no_face_rate": no_face / len(y), "detect": detect,
-        "detector": detector if detect else None,
-    }  # fmt: skip
+    result = _evaluate(bundle, items, str(data_dir), detect, detector, detector_model_path, batch_size)
     if out is not None:
         atomic_write_json(out, result)
     return result
+
+
+def read_file_list(list_csv: str | os.PathLike[str], data_root: str | os.PathLike[str],
+                   classes: tuple[str, ...]) -> list[tuple[Path, int]]:  # fmt: skip
+    """The (path, class index) items of a file list ``path,label,sha256`` (paths relative to ``data_root``).
+
+    Every file must exist and hash to its ``sha256``: a list names exact bytes, so an evaluation on it is the same
+    evaluation wherever it runs.
+
+    Raises:
+        DataIntegrityError: a malformed list, an unknown label, a missing or changed file (all listed).
+    """
+    import csv
+
+    root, problems, items = Path(data_root), [], []
+    try:
+        with open(list_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataIntegrityError(f"file list {list_csv} cannot be read: {e}") from e
+    if not rows or not {"path", "label", "sha256"} <= set(rows[0]):
+        raise DataIntegrityError(f"file list {list_csv} needs the columns path, label, sha256 and at least one row")
+    for n, row in enumerate(rows, start=2):
+        path = root / row["path"]
+        if row["label"] not in classes:
+            problems.append((f"{list_csv} row {n}", f"label {row['label']!r} is not one of {list(classes)}"))
+        elif not path.is_file():
+            problems.append((f"{list_csv} row {n}", f"{path} does not exist"))
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != row["sha256"]:
+            problems.append((f"{list_csv} row {n}", f"{path} differs from the listed SHA-256 (other bytes)"))
+        else:
+            items.append((path, classes.index(row["label"])))
+    if problems:
+        raise DataIntegrityError(f"file list {list_csv}: {len(problems)} row(s) do not match {root}", problems)
+    return items
+
+
+def evaluate_file_list(
+    bundle_dir: str | os.PathLike[str],
+    list_csv: str | os.PathLike[str],
+    data_root: str | os.PathLike[str],
+    batch_size: int = 64,
+    threads: int = 2,
+) -> dict[str, Any]:
+    """:func:`evaluate_bundle` on the exact files of a list (see :func:`read_file_list`), images used as crops."""
+    bundle = load_bundle(bundle_dir, threads=threads)
+    items = read_file_list(list_csv, data_root, bundle.classes)
+    return _evaluate(bundle, items, str(list_csv), False, "haar", None, batch_size)

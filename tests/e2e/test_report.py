@@ -122,3 +122,29 @@ def test_report_without_runs_names_what_is_missing(study, tmp_path):
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"ingest": ing})})
     with pytest.raises(ConfigError, match="no index at"):
         build_report.fn(cfg)
+
+
+@pytest.mark.slow
+def test_ship_publishes_the_champion_with_a_card_that_its_file_list_reproduces(study, tmp_path):
+    from fer_core.export.bundle import verify_bundle
+    from fer_core.io import sha256_file
+    from fer_core.realtime.evaluate import evaluate_file_list
+    from flows.ship import ship_flow
+    from tasks._data import load_index
+    from tasks.profile import effective_ingest
+
+    cfg, _, rep = study
+    out = tmp_path / "models" / "tiny"
+    res = ship_flow(str(out), config=cfg, report_dir=str(Path(rep["report"]).parent))
+    verify_bundle(out)
+    listed = (tmp_path / "models" / "tiny.heldout.csv").read_text().splitlines()
+    ing = effective_ingest(cfg)
+    index_path = ing.out_dir / ing.index_name
+    index = load_index(str(index_path), sha256_file(index_path))
+    assert listed[0] == "path,label,sha256" and len(listed) - 1 == int((index["split"] == "test").sum())
+    again = evaluate_file_list(out, tmp_path / "models" / "tiny.heldout.csv", ing.sources[0].path)
+    assert again["accuracy"] == res["heldout"]["accuracy"] and again["n"] == len(listed) - 1
+    card = (out / "model_card.md").read_text()
+    row = next(x for x in card.splitlines() if x.startswith("| held-out originals: accuracy"))
+    assert float(row.rsplit("|", 2)[1]) == pytest.approx(again["accuracy"], abs=5e-5)
+    assert "packaged family" in card and "ONNX Runtime batch-1 latency" in card and "index sha256" in card

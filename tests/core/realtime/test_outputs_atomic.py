@@ -61,3 +61,26 @@ def test_score_writes_its_json_only_when_it_succeeds(bundle, tmp_path):
     with pytest.raises(DataIntegrityError, match="no operator label events"):
         score(unlabelled, out=tmp_path / "score2.json")
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["keys.txt", "score.json"]
+
+
+def test_a_file_list_names_exact_bytes_and_refuses_every_mismatch(tmp_path):
+    import hashlib
+
+    from fer_core.realtime.evaluate import read_file_list
+
+    root = tmp_path / "data"
+    (root / "happy").mkdir(parents=True)
+    (root / "happy" / "a.png").write_bytes(b"aaa")
+    (root / "happy" / "b.png").write_bytes(b"bbb")
+    good = hashlib.sha256(b"aaa").hexdigest()
+    classes = ("angry", "happy")
+    lst = tmp_path / "list.csv"
+    lst.write_text(f"path,label,sha256\nhappy/a.png,happy,{good}\n")
+    assert read_file_list(lst, root, classes) == [(root / "happy" / "a.png", 1)]
+    lst.write_text(f"path,label,sha256\nhappy/a.png,happy,{good}\nhappy/b.png,happy,{good}\n"
+                   f"happy/c.png,happy,{good}\nhappy/a.png,joy,{good}\n")  # fmt: skip
+    with pytest.raises(DataIntegrityError) as e:
+        read_file_list(lst, root, classes)
+    text = str(e.value) + str(getattr(e.value, "problems", ""))
+    for row, why in ((3, "differs from the listed SHA-256"), (4, "does not exist"), (5, "label 'joy'")):
+        assert f"row {row}" in text and why in text
