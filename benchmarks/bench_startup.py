@@ -3,8 +3,8 @@
 Measured in fresh processes (what a person waits for):
   (a) the library call: ``run_ingest`` in a new interpreter (its imports included), the baseline;
   (b) ``ferflow ingest`` embedded, in a new ferflow home (Prefect and MLflow databases created) and again warm;
-  (c) ``ferflow ingest`` with a running local stack's Prefect server (only the Prefect component is started: the
-      command reuses it; MLflow stays on SQLite as embedded);
+  (c) ``ferflow ingest`` with a running local stack (its Prefect and MLflow servers; Ray is not started: ingest does
+      not use it): the command adopts both, as it does any healthy component of the stack;
   (d) ``python -X importtime`` of the modules each command imports.
 
     .venv/bin/python benchmarks/bench_startup.py [--quick] [--no-stack]
@@ -118,14 +118,15 @@ def phases(log: str, start: float, wall: float) -> str:
 
 
 def with_stack(data: Path, work: Path, say) -> dict[str, float] | str:
-    """Start only the stack's Prefect server in a fresh home, run the command against it, stop it."""
+    """Start the stack's Prefect and MLflow servers in a fresh home, run the command against them, stop them."""
     home = work / "home-stack"
     env = base_env(home)
     ports = free_ports(4)
     env.update(FERFLOW_PREFECT_PORT=str(ports[0]), FERFLOW_MLFLOW_PORT=str(ports[1]), FERFLOW_RAY_PORT=str(ports[2]),
                FERFLOW_RAY_DASHBOARD_PORT=str(ports[3]))  # fmt: skip
     up = ("import sys; from ferflow.stack import stack_up; from tasks.settings import Settings; "
-          "st = stack_up(Settings.from_env(), components=('prefect',)); sys.exit(0 if st.healthy else 1)")  # fmt: skip
+          "st = stack_up(Settings.from_env(), components=('prefect', 'mlflow')); "
+          "sys.exit(0 if st.healthy else 1)")  # fmt: skip
     down = "from ferflow.stack import stack_down; from tasks.settings import Settings; stack_down(Settings.from_env())"
     try:
         t_up, _ = timed([PY, "-c", up], env)
@@ -133,14 +134,14 @@ def with_stack(data: Path, work: Path, say) -> dict[str, float] | str:
         return f"the stack's Prefect server did not start here: {str(e)[-300:]}"
     try:
         first, log = cli_ingest(data, work / "out-stack-1", env)
-        if "using the local stack's Prefect server" not in log:
-            return "the command did not pick up the stack's Prefect server"
+        if "using the local stack's Prefect server" not in log or "(and its MLflow)" not in log:
+            return "the command did not pick up the stack's Prefect and MLflow servers"
         second, log2 = cli_ingest(data, work / "out-stack-2", env)
         for text in (log, log2):
             say("  " + "\n  ".join(line for line in text.splitlines() if line.startswith("phases:")))
     finally:
         subprocess.run([PY, "-c", down], env=env, cwd=ROOT, capture_output=True, timeout=120)
-    say(f"  stack Prefect start-up {t_up:.1f} s (paid once by `ferflow stack up`)")
+    say(f"  stack Prefect + MLflow start-up {t_up:.1f} s (paid once by `ferflow stack up`)")
     return {"first_s": first, "second_s": second}
 
 

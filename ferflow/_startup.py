@@ -35,31 +35,68 @@ def embedded_defaults() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def local_stack_prefect(home: Path, timeout_s: float = 1.0) -> str | None:
-    """The API URL of the Prefect server ``ferflow stack up`` recorded in ``home``, if it answers its health check.
+def _healthy(name: str, url: object, timeout_s: float) -> bool:
+    """A loopback component answers: Prefect and MLflow their ``/health`` with 200, Ray's head accepts on its port."""
+    if not isinstance(url, str):
+        return False
+    if name == "ray":
+        import socket
+
+        host, _, port = url.rpartition(":")
+        if host != "127.0.0.1" or not port.isdigit():
+            return False
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s):
+                return True
+        except OSError:
+            return False
+    if not url.startswith("http://127.0.0.1:"):
+        return False
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as resp:  # noqa: S310 - loopback URL
+            return resp.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def local_stack_env(home: Path, timeout_s: float = 1.0) -> dict[str, str]:
+    """The client settings of the healthy components ``ferflow stack up`` recorded in ``home`` (none when down).
+
+    A command that finds the stack up uses all of it, as a shell with the stack's ``export`` lines would: Prefect's
+    API, MLflow's tracking server (the one its UI shows) and Ray's head.
 
     Args:
         home: the ferflow home holding ``stack/state.json``.
-        timeout_s: how long the health request may take (loopback: milliseconds when up).
+        timeout_s: how long each health check may take (loopback: milliseconds when up).
     """
     try:
-        state = json.loads((home / "stack" / "state.json").read_text(encoding="utf-8"))
-        url = state["components"]["prefect"]["url"]
+        components = json.loads((home / "stack" / "state.json").read_text(encoding="utf-8"))["components"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(url, str) or not url.startswith("http://127.0.0.1:"):
-        return None
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as resp:  # noqa: S310 - loopback URL
-            return url if resp.status == 200 else None
-    except (OSError, ValueError):
-        return None
+        return {}
+    env: dict[str, str] = {}
+    for name in ("prefect", "mlflow", "ray"):
+        entry = components.get(name) if isinstance(components, dict) else None
+        if not isinstance(entry, dict) or not _healthy(name, entry.get("url"), timeout_s):
+            continue
+        client = entry.get("client_env")
+        if isinstance(client, dict):
+            env.update({k: v for k, v in client.items() if isinstance(k, str) and isinstance(v, str)})
+        elif name == "prefect":  # a stack started before client_env was recorded
+            env["PREFECT_API_URL"] = entry["url"]
+    return env
+
+
+def local_stack_prefect(home: Path, timeout_s: float = 1.0) -> str | None:
+    """The API URL of the Prefect server ``ferflow stack up`` recorded in ``home``, if it answers its health check."""
+    return local_stack_env(home, timeout_s).get("PREFECT_API_URL")
 
 
 def prepare_prefect(say=None) -> str:
     """Point Prefect at a server before any flow module is imported.
 
-    With ``PREFECT_API_URL`` set, that server is used. Else a healthy local stack of this home is reused. Else the
+    With ``PREFECT_API_URL`` set, that server is used. Else a healthy local stack of this home is reused (with its
+    MLflow server and Ray head when those are up too, unless ``MLFLOW_TRACKING_URI`` / ``FERFLOW_RAY_ADDRESS`` say
+    otherwise). Else the
     embedded server is started at once, as Prefect starts its temporary one (the same app and settings, loopback, no
     UI), but before the flow modules import, so its start-up overlaps theirs; :func:`wait_for_prefect` waits for it.
 
@@ -76,11 +113,14 @@ def prepare_prefect(say=None) -> str:
     if os.environ.get("PREFECT_API_URL"):
         require_reachable("Prefect", os.environ["PREFECT_API_URL"], "PREFECT_API_URL")
         return "env"
-    url = local_stack_prefect(ferflow_home())
+    stack = local_stack_env(ferflow_home())
+    url = stack.get("PREFECT_API_URL")
     if url is not None:
-        os.environ["PREFECT_API_URL"] = url
+        adopted = [k for k, v in stack.items() if os.environ.setdefault(k, v) == v]
         if say:
-            say(f"using the local stack's Prefect server at {url}")
+            extra = [n for n, k in (("MLflow", "MLFLOW_TRACKING_URI"), ("Ray", "FERFLOW_RAY_ADDRESS")) if k in adopted]
+            say(f"using the local stack's Prefect server at {url}" + (f" (and its {' and '.join(extra)})" if extra
+                                                                      else ""))  # fmt: skip
         return "stack"
     profiles = home / "profiles.toml"
     if "prefect" in sys.modules or (profiles.is_file() and "PREFECT_API_URL" in profiles.read_text(errors="replace")):

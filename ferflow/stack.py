@@ -143,6 +143,19 @@ def stack_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+#: The variables of :func:`stack_env` a client sets to use each component (commands adopt them while it is healthy).
+_CLIENT_VARS: dict[str, tuple[str, ...]] = {
+    "prefect": ("PREFECT_API_URL",),
+    "mlflow": ("MLFLOW_TRACKING_URI",),
+    "ray": ("FERFLOW_RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"),
+}
+
+
+def _client_env(name: str, settings: Settings) -> dict[str, str]:
+    env = stack_env(settings)
+    return {k: env[k] for k in _CLIENT_VARS.get(name, ()) if k in env}
+
+
 def _checkout_dir() -> str | None:
     """The repository checkout holding prefect.yaml (its `pull` step reads FERFLOW_PROJECT_DIR), if we run from one."""
     root = Path(__file__).resolve().parents[1]
@@ -335,7 +348,8 @@ def _launch(name: str, settings: Settings, artifacts: str, env: dict[str, str], 
     atomic_write_text(stack_dir(settings) / f"{name}.pid", f"{rec.pid}\n")
     state["components"][name] = {"pid": rec.pid, "start_ticks": rec.start_ticks, "boot_id": rec.boot_id,
                                  "cmd": cmd, "port": _port(name, settings), "url": _url(name, settings),
-                                 "log": str(log), "spawned_at": time.time(), "startup_s": None}  # fmt: skip
+                                 "log": str(log), "spawned_at": time.time(), "startup_s": None,
+                                 "client_env": _client_env(name, settings)}  # fmt: skip
     _save_state(settings, state)
     return rec
 

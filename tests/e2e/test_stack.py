@@ -70,7 +70,30 @@ def _check_ray_dashboard(settings, status) -> None:
         assert json.loads(resp.read())["ray_version"]
 
 
-def test_stack_up_use_and_down(stack_home):
+def _check_a_command_uses_the_whole_stack(stack_home, status, tmp) -> None:
+    """`ferflow ingest` in the stack's home, with no client variables set, runs on the stack's Prefect and MLflow."""
+    from mlflow import MlflowClient
+
+    from ferflow._startup import local_stack_env
+    from tests.cli._builders import dataset
+
+    keys = ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "FERFLOW_RAY_ADDRESS", "RAY_AUTH_MODE")
+    assert {k: local_stack_env(stack_home)[k] for k in keys} == {k: status.env[k] for k in keys}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "FERFLOW_", "RAY_"))}
+    env["FERFLOW_HOME"] = str(stack_home)
+    data = dataset(tmp / "faces")
+    cli = os.path.join(os.path.dirname(sys.executable), "ferflow")
+    out = subprocess.run([cli, "ingest", "--source", f"folder:{data}", "--out", str(tmp / "index")], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "using the local stack's Prefect server" in out.stderr and "(and its MLflow and Ray)" in out.stderr
+    client = MlflowClient(tracking_uri=status.env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("ferflow").experiment_id],
+                              "tags.`ferflow.stage` = 'ingest'")  # fmt: skip
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_stack_up_use_and_down(stack_home, tmp_path):
     settings = stack_settings(stack_home)
     try:
         status = stack_up(settings, timeout_s=150)
@@ -80,6 +103,7 @@ def test_stack_up_use_and_down(stack_home):
         assert oct((stack_home / "stack" / "ray_auth_token").stat().st_mode & 0o777) == "0o600"
         _check_components_usable(status)
         _check_ray_dashboard(settings, status)
+        _check_a_command_uses_the_whole_stack(stack_home, status, tmp_path)
 
         again = stack_up(settings)  # idempotent: everything healthy, nothing restarted
         assert {n: c.pid for n, c in again.components.items()} == {n: c.pid for n, c in status.components.items()}
@@ -91,4 +115,7 @@ def test_stack_up_use_and_down(stack_home):
     assert sorted(stopped) == sorted(COMPONENTS)
     assert {n: procs.session_members(rec.pid) for n, rec in sessions.items()} == {n: [] for n in sessions}
     assert stack_status(settings).components == {}
+    from ferflow._startup import local_stack_env
+
+    assert local_stack_env(stack_home) == {}
     assert stack_down(settings) == []
