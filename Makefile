@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export RAY_USAGE_STATS_ENABLED := 0
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo reference reference-gpu test test-slow test-e2e browser lint bench clean
+.PHONY: install demo reference ship reference-gpu test test-slow test-e2e browser lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,15 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/ferflow demo
 
-## reference: FER2013 from ../shared/data/fer2013 to a packaged student and the results report (2-core CPU, ~1.5-2 h)
+## reference: FER2013 from ../shared/data/fer2013 to a packaged student and the results report (2-core CPU, ~2-2.5 h)
 REFERENCE ?= configs/fer2013_cpu.yaml
 reference: install
 	$(VENV)/bin/ferflow pipeline --config $(REFERENCE)
 	$(VENV)/bin/ferflow report --config $(REFERENCE)
+
+## ship: publish the reference run's champion to models/fer2013 (model card + held-out file list; review the diff)
+ship: install
+	$(VENV)/bin/ferflow ship --config $(REFERENCE)
 
 ## reference-gpu: the team's configuration (224 px, ResNet-18 + EfficientNet-B3 -> MobileNetV3-L) on a GPU worker
 reference-gpu: REFERENCE = configs/fer2013_gpu.yaml
