@@ -20,23 +20,57 @@ HOLD_MS, SETTLE_MS = 600.0, 250.0
 def _read_events(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataIntegrityError(f"events log {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        where = [(str(path), f"undecodable byte at offset {e.start}")]
+        raise DataIntegrityError(f"events log {path} is not UTF-8 text; give the runner's events.jsonl", where) from e
     events = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                events.append(json.loads(line))
+                event = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataIntegrityError(f"{path}:{n}: not JSON ({e})", [(f"{path}:{n}", "bad JSON line")]) from e
+            if not isinstance(event, dict):
+                what = f"a JSON {type(event).__name__}, not an object"
+                raise DataIntegrityError(f"{path}:{n}: an event must be a JSON object", [(f"{path}:{n}", what)])
+            if event.get("type") == "true_label" and not _is_number(event.get("t")):
+                raise DataIntegrityError(f"{path}:{n}: a label event needs a numeric time 't'",
+                                         [(f"{path}:{n}", f"t = {event.get('t')!r}")])  # fmt: skip
+            events.append(event)
     return events
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+
+
+_FRAME_COLUMNS = ["timestamp_s", "frame", "w", "h", "smoothed_label"]
 
 
 def _primary_track(csv_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Per frame: timestamp and the smoothed label of the largest face (``unknown`` when no face)."""
     if not csv_path.is_file():
         raise DataIntegrityError(f"frame log {csv_path} does not exist")
-    df = pd.read_csv(csv_path, usecols=["timestamp_s", "frame", "w", "h", "smoothed_label"])
+    try:
+        df = pd.read_csv(csv_path, usecols=_FRAME_COLUMNS)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
+        why = [(str(csv_path), (str(e).splitlines() or [type(e).__name__])[0][:300])]
+        raise DataIntegrityError(f"frame log {csv_path} is not the runner's frames.csv (needs the columns "
+                                 f"{', '.join(_FRAME_COLUMNS)})", why) from e  # fmt: skip
     if df.empty:
         raise DataIntegrityError(f"frame log {csv_path} has no rows")
+    problems = []
+    for col in ("timestamp_s", "frame", "w", "h"):
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() if col in ("timestamp_s", "frame") else num.isna() & df[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            problems.append((f"{csv_path} row {row + 2}", f"{col} = {df[col].iloc[row]!r} is not a number"))
+        df[col] = num
+    if problems:
+        raise DataIntegrityError(f"frame log {csv_path} has non-numeric values", problems)
     df["area"] = (df["w"] * df["h"]).fillna(-1.0)
     df = df.sort_values(["frame", "area"], ascending=[True, False]).drop_duplicates("frame")
     return df["timestamp_s"].to_numpy(np.float64), df["smoothed_label"].fillna("unknown").astype(str).to_numpy()

@@ -99,7 +99,7 @@ def _stage(cmd: str, body: str | bytes | None = None, edit=None) -> Make:
     return make
 
 
-def _score(culprit: str, frames: str | None = None, events: str | None = None, fifo: str | None = None) -> Make:
+def _score(culprit: str, frames: str | None = None, events: str | bytes | None = None, fifo: str | None = None) -> Make:
     """``ferflow score`` on a run folder holding the given ``frames.csv`` / ``events.jsonl`` texts (or a FIFO)."""
 
     def make(t, env, shared):
@@ -107,7 +107,7 @@ def _score(culprit: str, frames: str | None = None, events: str | None = None, f
         run.mkdir()
         for name, body in (("frames.csv", frames), ("events.jsonl", events)):
             if body is not None:
-                (run / name).write_text(body)
+                (run / name).write_bytes(body if isinstance(body, bytes) else body.encode())
         if fifo:
             b.fifo(run / fifo)
         return ["score", str(run)], culprit
@@ -257,6 +257,12 @@ CASES: list[Case] = [
     Case("score-events-missing", _score("events.jsonl", frames=FRAMES + "0,0,1,1,happy\n"), 2),
     Case("score-events-bad-json", _score("events.jsonl:1", frames=FRAMES + "0,0,1,1,happy\n", events="{oops\n"), 2),
     Case("score-frames-header-only", _score("has no rows", frames=FRAMES, events=""), 2),
+    Case("score-frames-other-columns", _score("frames.csv", frames="a,b\n1,2\n", events=""), 2),
+    Case("score-frames-not-a-number", _score("row 2", frames=FRAMES + "noon,0,1,1,happy\n", events=""), 2),
+    Case("score-events-not-utf8", _score("events.jsonl", frames=FRAMES + "0,0,1,1,happy\n", events=b"\xff\xfe{}"), 2),
+    Case("score-events-not-an-object", _score("events.jsonl:1", frames=FRAMES + "0,0,1,1,happy\n", events="[1]\n"), 2),
+    Case("score-label-time-not-a-number", _score("events.jsonl:1", frames=FRAMES + "0,0,1,1,happy\n",
+                                                 events='{"type": "true_label", "t": "x", "label": "happy"}\n'), 2),
     # data synth
     Case("synth-per-class-zero", lambda t, e, s: (["data", "synth", "--out", str(t / "s"), "--per-class", "0"],
                                                   "--per-class"), 2),  # fmt: skip
