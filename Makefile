@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export RAY_USAGE_STATS_ENABLED := 0
+export MLFLOW_DISABLE_TELEMETRY := true
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: install demo reference ship reference-gpu test test-slow test-e2e browser lint bench clean

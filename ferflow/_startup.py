@@ -33,6 +33,8 @@ def embedded_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # MLflow 3 sends usage telemetry by default (a consumer thread in every process): off, like Prefect's and Ray's.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def _healthy(name: str, url: object, timeout_s: float) -> bool:

@@ -173,6 +173,7 @@ def _base_env(settings: Settings) -> dict[str, str]:
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{settings.home / 'prefect' / 'prefect.db'}",
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "RAY_USAGE_STATS_ENABLED": "0",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
             "PYTHONUNBUFFERED": "1",
         }
     )
