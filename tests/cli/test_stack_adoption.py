@@ -72,7 +72,8 @@ def test_every_healthy_component_is_adopted_and_a_down_one_is_not(tmp_path, serv
 def test_a_command_takes_the_stack_but_an_explicit_setting_wins(tmp_path, servers, monkeypatch):
     p, m, r = _state(tmp_path, servers)
     for var in ("PREFECT_API_URL", "FERFLOW_RAY_ADDRESS", "RAY_AUTH_MODE"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so what prepare_prefect sets is undone after the test
+        monkeypatch.delenv(var)
     monkeypatch.setenv("FERFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")  # the user's choice
