@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,15 @@ from ray import tune
 
 from tasks._ray import ensure_ray
 from tasks.settings import Settings
+
+
+class _NoMissingResultFiles(logging.Filter):
+    """Drops Tune's "Failed to fetch metrics ... result.json and progress.csv were not found" (files ferflow turns
+    off); any other record of that logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Failed to fetch metrics") and "progress.csv were not found" in msg)
 
 
 def run_sweep(
@@ -47,6 +57,10 @@ def run_sweep(
     # list-valued metric) and no experiment table on the terminal.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Without those files Tune's result grid warns that it cannot read them back; ferflow reads r.metrics instead.
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    if not any(isinstance(f, _NoMissingResultFiles) for f in analysis_log.filters):
+        analysis_log.addFilter(_NoMissingResultFiles())
     ensure_ray()
     settings = Settings.from_env()
     storage = Path(settings.home) / "ray_results"

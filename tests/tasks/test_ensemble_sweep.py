@@ -35,6 +35,15 @@ def test_sweep_matches_numpy_grid(ray_local):
     assert (best_tune["w_0"], best_tune["temperature"]) == (best_np["w_0"], best_np["temperature"])
     assert best_tune["w_0"] > 0.5  # the less noisy teacher gets the larger weight
 
+    # The sweep turned Tune's per-trial files off: its warning that it cannot read them back is dropped, nothing else.
+    import logging
+
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    missing = ("Failed to fetch metrics for 2 trial(s):\n"
+               "- t: FileNotFoundError('both result.json and progress.csv were not found')")
+    records = [log.makeRecord(log.name, logging.WARNING, __file__, 1, m, None, None) for m in (missing, "other")]
+    assert [all(f.filter(r) for f in log.filters) for r in records] == [False, True]
+
 
 def test_teacher_temperatures_are_each_teachers_nll_fit():
     from fer_core.calibrate.temperature import fit_temperature
