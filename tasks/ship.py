@@ -38,6 +38,7 @@ INTENDED_USE = (
     "Real-time facial expression recognition (7 FER2013 classes) on a CPU: the ferflow realtime runner's default "
     "model, for demos and research. Input: a grey 48 x 48 face crop from the runner's detector."
 )
+NOTE = "> **Note:** "  # how render_model_card writes a calibration note
 LIMITS = (
     "Trained and judged on FER2013 only (web images, mostly frontal, one face per image, labels by one annotator "
     "pass); expect lower accuracy on other datasets and cameras, and test on your own faces before relying on it.",
@@ -115,6 +116,7 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
         raise ConfigError(f"ship needs exactly one folder source (the data root of the held-out list), {cfg.name!r} "
                           f"has {len(folders)}")  # fmt: skip
     data_root = Path(folders[0].path)
+    shown_root = next(s.path for s in cfg.data.ingest.sources if s.kind == "folder")  # as the profile names it
     sha = sha256_file(index_path)
     rows = load_index(str(index_path), sha)
     client = MlflowClient()
@@ -147,7 +149,7 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
             "registry": f"{cfg.package.model_name} v{version.version}" + (f" @{alias}" if alias else " (no alias)"),
         }
         data = {
-            "dataset": f"FER2013 folder release under {data_root} (train/ for training and validation; validation/ = "
+            "dataset": f"FER2013 folder release under {shown_root} (train/ for training and validation; validation/ = "
                        "PublicTest = the held-out test split, untouched)",
             "index sha256": sha,
             "held-out file list": f"{list_path.name} (path, label, SHA-256 of each of the {n_test} images)",
@@ -157,7 +159,10 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
         }  # fmt: skip
         lineage = {"source run": version.tags.get(SOURCE_TAG, "?"), "profile": f"{cfg.name} ({cfg.config_hash()})",
                    "source bundle sha256": bundle_sha256(src)}  # fmt: skip
-        card = render_model_card(cfg.package.model_name, data, metrics, calib, spec, INTENDED_USE, LIMITS, lineage)
+        notes = [line.removeprefix(NOTE).strip() for line in (src / "model_card.md").read_text(encoding="utf-8")
+                 .splitlines() if line.startswith(NOTE)]  # the calibration stage's notes, e.g. a T = 1 fallback
+        card = render_model_card(cfg.package.model_name, data, metrics, calib, spec, INTENDED_USE, LIMITS, lineage,
+                                 calibration_notes=notes)  # fmt: skip
         stab = src / "stabilizer.json"
         write_bundle(out_dir, src / "model.onnx", src / "calibration.json", spec, card,
                      stabilizer=read_json(stab) if stab.is_file() else None, overwrite=True)  # fmt: skip
