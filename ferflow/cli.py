@@ -6,6 +6,7 @@ MLflow. Every refusal (a ``FerError``) prints one short message and exits with i
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -43,6 +44,9 @@ def _root(
     """Embedded defaults, set before any Prefect/Ray import reads them: state lives in ``$FERFLOW_HOME``."""
     ctx.meta["ferflow.debug"] = debug
     embedded_defaults()
+    # Everything the command built lives until the process ends: moving it out of the collector's view skips the
+    # full collection Python runs at shutdown (measured 1.7 s after `ferflow ingest`, benchmarks/bench_startup.py).
+    ctx.call_on_close(gc.freeze)
 
 
 def _json_default(o: object) -> object:

@@ -27,3 +27,15 @@ def test_ingest_needs_a_source_or_a_config(tmp_path):
 def test_bad_source_spec_is_refused(tmp_path):
     out = runner.invoke(app, ["ingest", "--source", "folder-without-colon", "--out", str(tmp_path)])
     assert out.exit_code == 2 and "KIND:PATH" in out.stderr and "'folder-without-colon'" in out.stderr
+
+
+def test_a_finished_command_leaves_its_objects_out_of_the_shutdown_collection(tmp_path):
+    import gc
+
+    gc.unfreeze()
+    try:
+        out = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "s"), "--per-class", "1", "--seed", "0"])
+        assert out.exit_code == 0, out.output
+        assert gc.get_freeze_count() > 0  # gc.freeze ran when the command's context closed
+    finally:
+        gc.unfreeze()
