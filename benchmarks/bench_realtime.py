@@ -200,6 +200,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="runs per row (median reported; default 3)")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads of the pipelined runner")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: models,e2e")
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="the student bundle of the end-to-end part (e.g. models/fer2013; default: a demo-like one)")
     a = ap.parse_args()
     clips = sorted(MEDIA.glob("*.mp4"))
     repeats = a.repeats or (1 if a.quick else 3)
@@ -212,7 +214,8 @@ def main() -> None:
         if not clips:
             print("no clips under /work/shared/media: end-to-end part skipped")
             return
-        bundle = student_bundle(tmp)
+        bundle = a.bundle or student_bundle(tmp)
+        print(f"student bundle: {a.bundle or 'demo-like MobileNetV3-Small-0.5, 48 px grey, CLAHE (untrained)'}")
         if "e2e" not in skip:
             bench_e2e(tmp, bundle, clips, a.threads, repeats)
 
