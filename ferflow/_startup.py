@@ -88,11 +88,6 @@ def local_stack_env(home: Path, timeout_s: float = 1.0) -> dict[str, str]:
     return env
 
 
-def local_stack_prefect(home: Path, timeout_s: float = 1.0) -> str | None:
-    """The API URL of the Prefect server ``ferflow stack up`` recorded in ``home``, if it answers its health check."""
-    return local_stack_env(home, timeout_s).get("PREFECT_API_URL")
-
-
 def prepare_prefect(say=None) -> str:
     """Point Prefect at a server before any flow module is imported.
 
