@@ -35,17 +35,20 @@ from tasks.profile import PipelineConfig, effective_ingest
 from tasks.settings import Settings
 
 INTENDED_USE = (
-    "Real-time facial expression recognition (7 FER2013 classes) on a CPU: the ferflow realtime runner's default "
-    "model, for demos and research. Input: a grey 48 x 48 face crop from the runner's detector."
+    "Real-time facial expression recognition (the 7 FER2013 classes) on a CPU: the ferflow realtime runner's default "
+    "model, for demos and research. Input: a face crop from the runner's detector, preprocessed as below."
 )
 NOTE = "> **Note:** "  # how render_model_card writes a calibration note
-LIMITS = (
-    "Trained and judged on FER2013 only (web images, mostly frontal, one face per image, labels by one annotator "
-    "pass); expect lower accuracy on other datasets and cameras, and test on your own faces before relying on it.",
-    "The training split keeps the third-party blurred disgust copies (`derived_copies: keep`): the model may read "
-    "blur as a cue for disgust; held-out figures are on originals only.",
-    *DEFAULT_LIMITS,
-)
+
+
+def _limits(source: str, derived_copies: str) -> tuple[str, ...]:
+    own = [f"Trained and judged on {source} only; expect lower accuracy on other datasets and cameras, and test on "
+           "your own faces before relying on it."]  # fmt: skip
+    if derived_copies != "drop":
+        own.append(f"Training keeps the source's derived copies (`derived_copies: {derived_copies}`; in FER2013 "
+                   "blurred disgust copies): the model may read such edits as a cue for their class; held-out figures "
+                   "are on originals only.")  # fmt: skip
+    return (*own, *DEFAULT_LIMITS)
 
 
 def _file_list(rows: Any, data_root: Path) -> tuple[str, int]:
@@ -117,6 +120,7 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
                           f"has {len(folders)}")  # fmt: skip
     data_root = Path(folders[0].path)
     shown_root = next(s.path for s in cfg.data.ingest.sources if s.kind == "folder")  # as the profile names it
+    source = folders[0].name or data_root.name
     sha = sha256_file(index_path)
     rows = load_index(str(index_path), sha)
     client = MlflowClient()
@@ -149,8 +153,8 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
             "registry": f"{cfg.package.model_name} v{version.version}" + (f" @{alias}" if alias else " (no alias)"),
         }
         data = {
-            "dataset": f"FER2013 folder release under {shown_root} (train/ for training and validation; validation/ = "
-                       "PublicTest = the held-out test split, untouched)",
+            "dataset": f"source {source!r}: the folder {shown_root} (its held-out split is the test split, untouched; "
+                       "validation is carved from its training split)",
             "index sha256": sha,
             "held-out file list": f"{list_path.name} (path, label, SHA-256 of each of the {n_test} images)",
             "derived copies in training": ing.derived_copies,
@@ -161,8 +165,8 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
                    "source bundle sha256": bundle_sha256(src)}  # fmt: skip
         notes = [line.removeprefix(NOTE).strip() for line in (src / "model_card.md").read_text(encoding="utf-8")
                  .splitlines() if line.startswith(NOTE)]  # the calibration stage's notes, e.g. a T = 1 fallback
-        card = render_model_card(cfg.package.model_name, data, metrics, calib, spec, INTENDED_USE, LIMITS, lineage,
-                                 calibration_notes=notes)  # fmt: skip
+        card = render_model_card(cfg.package.model_name, data, metrics, calib, spec, INTENDED_USE,
+                                 _limits(source, ing.derived_copies), lineage, calibration_notes=notes)  # fmt: skip
         stab = src / "stabilizer.json"
         write_bundle(out_dir, src / "model.onnx", src / "calibration.json", spec, card,
                      stabilizer=read_json(stab) if stab.is_file() else None, overwrite=True)  # fmt: skip
