@@ -1,13 +1,20 @@
-"""Fixtures for end-to-end tests: stack settings on free loopback ports in a temporary home."""
+"""Fixtures for end-to-end tests: stack settings on free loopback ports in a temporary home, and a served stack."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tasks.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -37,3 +44,32 @@ def stack_settings(home: Path, artifacts: str | None = None) -> Settings:
 def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh FERFLOW_HOME for one module's stack."""
     return tmp_path_factory.mktemp("stack-home")
+
+
+def client_env(env: dict[str, str], home: Path) -> dict[str, str]:
+    """Environment of a CLI client of the stack (own PREFECT_HOME so it shares no profile with the tests)."""
+    return {**os.environ, **env, "PREFECT_HOME": str(home / "prefect-client"), "FERFLOW_PROJECT_DIR": str(REPO)}
+
+
+def deploy_all(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``prefect deploy --all`` of this checkout's prefect.yaml."""
+    return subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@contextlib.contextmanager
+def served_stack(home: Path) -> Iterator[dict]:
+    """The whole local stack in ``home`` (2 Ray CPUs; the worker polls every 2 s so triggered runs start promptly, and
+    pulls flows from this checkout); yields ``settings``, ``env`` (its client settings) and ``home``; stopped after."""
+    from ferflow.stack import stack_down, stack_up
+
+    settings = stack_settings(home).model_copy(update={"ray_num_cpus": 2})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
+        try:
+            status = stack_up(settings, timeout_s=180)
+            assert status.healthy, {n: c.detail for n, c in status.components.items()}
+            yield {"settings": settings, "env": status.env, "home": home}
+        finally:
+            stack_down(settings)

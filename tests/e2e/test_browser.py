@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ferflow.stack import stack_down, stack_up
-from tests.e2e.conftest import stack_settings
+from tests.e2e.conftest import REPO, client_env, deploy_all, served_stack
 
 # ~6-9 min on a loaded 2-core machine (stack ~70 s, deploy ~40 s, the tiny pipeline ~3-5 min, pages ~30 s).
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RUN_TIMEOUT_S = 600
 
@@ -58,20 +54,10 @@ def stack(stack_home: Path) -> Iterator[dict]:
     """The local stack with every deployment applied; the worker polls every 2 s."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (installs Debian's chromium and playwright)")
-    settings = stack_settings(stack_home).model_copy(update={"ray_num_cpus": 2})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
-        try:
-            status = stack_up(settings, timeout_s=180)
-            assert status.healthy, {n: c.detail for n, c in status.components.items()}
-            env = {**os.environ, **status.env, "PREFECT_HOME": str(stack_home / "prefect-client")}
-            out = subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
-                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-            assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-            yield {"env": status.env, "home": stack_home}
-        finally:
-            stack_down(settings)
+    with served_stack(stack_home) as served:
+        out = deploy_all(client_env(served["env"], stack_home))
+        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,12 @@ from uuid import UUID
 
 import pytest
 
-from ferflow.stack import stack_down, stack_up
-from tests.e2e.conftest import stack_settings
+from ferflow.stack import stack_down
+from tests.e2e.conftest import REPO, client_env, deploy_all, served_stack
 
 # ~4-5 min on a loaded 2-core machine (stack start ~70 s, deploy ~30 s, first run ~90 s, cached run ~40 s).
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 # Unit task runs are named by what they train: "teacher resnet seed 0", "student seed 42".
 TRAINING_TASKS = ("teacher", "student")
 
@@ -55,29 +53,11 @@ def processes_with_env(name: str, value: str) -> list[int]:
     return found
 
 
-def client_env(env: dict[str, str], home: Path) -> dict[str, str]:
-    """Environment of a CLI client of the stack (own PREFECT_HOME so it shares no profile with the tests)."""
-    return {**os.environ, **env, "PREFECT_HOME": str(home / "prefect-client"), "FERFLOW_PROJECT_DIR": str(REPO)}
-
-
-def deploy_all(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy", "--all"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def stack(stack_home: Path) -> Iterator[dict]:
-    """A whole local stack in a temporary home; the worker polls every 2 s so triggered runs start promptly."""
-    settings = stack_settings(stack_home).model_copy(update={"ray_num_cpus": 2})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
-        try:
-            status = stack_up(settings, timeout_s=180)
-            assert status.healthy, {n: c.detail for n, c in status.components.items()}
-            yield {"settings": settings, "env": status.env, "home": stack_home}
-        finally:
-            stack_down(settings)
+    """A whole local stack in a temporary home (``served_stack``)."""
+    with served_stack(stack_home) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ import yaml
 from ferflow import _stack_procs as procs
 from ferflow.stack import stack_down, stack_status, stack_up
 from tasks.profile import load_pipeline_config
-from tests.e2e.conftest import stack_settings
-from tests.e2e.test_deploy_pipeline import REPO, client_env, deploy_all, processes_with_env, worker_log_tail
+from tests.e2e.conftest import REPO, client_env, deploy_all, served_stack
+from tests.e2e.test_deploy_pipeline import processes_with_env, worker_log_tail
 
 # ~4-5 min on a loaded 2-core machine, almost all of it (c): stack start, deploy, a killed and a resumed pipeline.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -65,17 +65,9 @@ def test_ray_trial_that_dies_is_retried_and_sweep_completes(ray_local, tmp_path)
 # ------------------------------------------------------------------------------------------- shared served stack
 @pytest.fixture(scope="module")
 def stack(stack_home: Path) -> Iterator[dict]:
-    settings = stack_settings(stack_home).model_copy(update={"ray_num_cpus": 2})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
-        try:
-            status = stack_up(settings, timeout_s=180)
-            assert status.healthy, {n: c.detail for n, c in status.components.items()}
-            yield {"settings": settings, "env": status.env, "home": stack_home}
-        finally:
-            stack_down(settings)
-            assert processes_with_env("FERFLOW_HOME", str(stack_home)) == []
+    with served_stack(stack_home) as served:
+        yield served
+    assert processes_with_env("FERFLOW_HOME", str(stack_home)) == []
 
 
 # ------------------------------------------------------------------------------------------- (b) MLflow restart
