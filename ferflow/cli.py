@@ -280,8 +280,7 @@ def ship(
     _flows_ready()
     from flows.ship import ship_flow
 
-    res = _run_flow(ship_flow, str(out), config=cfg, report_dir=None if report_dir is None else str(report_dir))
-    _echo_json({k: v for k, v in res.items() if k != "heldout"} | {"heldout": res["heldout"]})
+    _echo_json(_run_flow(ship_flow, str(out), config=cfg, report_dir=None if report_dir is None else str(report_dir)))
 
 
 @app.command()
