@@ -38,6 +38,11 @@ class SmokeGates(FrozenModel):
     max_val_loss: float | None = Field(None, gt=0)
 
 
+# Where and how fast a run executes, not what it computes: kept out of resume checks and content addresses, so moving a
+# unit to a bigger node (more threads) or another device reuses its finished work.
+RUNTIME_FIELDS: frozenset[str] = frozenset({"num_threads", "device"})
+
+
 class TrainConfig(FrozenModel):
     """Everything :func:`fer_core.train.train` needs.
 
@@ -85,3 +90,8 @@ class TrainConfig(FrozenModel):
     num_threads: int | None = Field(None, ge=1)
     drop_last: bool = False
     augment: TrainAugment | None = None
+
+    def identity(self) -> dict:
+        """The JSON form of what this config computes (without :data:`RUNTIME_FIELDS`): hashed for resume checks
+        and for the content address of a run."""
+        return self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))

@@ -13,7 +13,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from fer_core.train.schedule import warmup_cosine
 from fer_core.train.step import FaultInjector, OptimizerFactory, RunnerFactory, StepRunner
 
 log = logging.getLogger(__name__)
+CheckpointHook = Callable[[Path], None]
 
 
 class TrainResult(FrozenModel):
@@ -169,8 +170,9 @@ def adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _run_config(cfg: TrainConfig, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """The config recorded in checkpoints and hashed for resume: the TrainConfig plus a plug-in's own sections."""
-    base = cfg.model_dump(mode="json")
+    """The config recorded in checkpoints and hashed for resume: the TrainConfig (less where it runs:
+    :data:`~fer_core.train.config.RUNTIME_FIELDS`) plus a plug-in's own sections."""
+    base = cfg.identity()
     clash = sorted(set(base) & set(extra or {}))
     if clash:
         raise ConfigError(f"extra_config keys {clash} collide with TrainConfig fields; nest them under a new key")
@@ -184,7 +186,7 @@ class _Run:
                  sink: MetricsSink, criterion: Criterion | None, model: nn.Module | None,
                  fault_injector: FaultInjector | None, dataset_sha256: str, device: torch.device,
                  optimizer_factory: OptimizerFactory, runner_factory: RunnerFactory,
-                 extra_config: dict[str, Any] | None):  # fmt: skip
+                 extra_config: dict[str, Any] | None, on_checkpoint: CheckpointHook | None = None):  # fmt: skip
         n_classes = cfg.model.num_classes
         train_data = _with_augment(train_data, cfg)
         _check_data(train_data, "train", n_classes)
@@ -209,6 +211,7 @@ class _Run:
                                      clip_grad_norm=cfg.clip_grad_norm, amp_dtype=amp_dtype, scaler=scaler,
                                      fault_injector=fault_injector)  # fmt: skip
         self.keeper = CheckpointKeeper(out_dir, cfg.topk)
+        self.on_checkpoint = on_checkpoint
         self.tracker = ClassLossTracker(self.classes)
         self.history: list[dict[str, float]] = []
         self.flags: list[dict[str, Any]] = []
@@ -340,7 +343,9 @@ class _Run:
             **({"mean": tuple(spec.mean), "std": tuple(spec.std)} if spec is not None else {}),
         )  # fmt: skip
         self.keeper.save_best(self.model, meta, metrics)
-        self.keeper.save_last(self.model, meta, self._train_state(epoch))
+        last = self.keeper.save_last(self.model, meta, self._train_state(epoch))
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(last)
 
     def _train_state(self, epoch: int) -> dict[str, Any]:
         r = self.runner
@@ -376,6 +381,7 @@ def train(
     optimizer_factory: OptimizerFactory = adamw,
     runner_factory: RunnerFactory = StepRunner,
     extra_config: dict[str, Any] | None = None,
+    on_checkpoint: CheckpointHook | None = None,
 ) -> TrainResult:
     """Train a model, validating and checkpointing every epoch; resumes from ``out_dir/last.pt`` when present.
 
@@ -396,6 +402,8 @@ def train(
             subclass may change how a step computes its update (Nested Learning's meta windows plug in here).
         extra_config: a plug-in's own config sections, recorded in checkpoint metadata beside the TrainConfig and
             part of the resume check (a ``last.pt`` of other sections is refused).
+        on_checkpoint: called with the path of ``last.pt`` each time it is written (the orchestration layer copies
+            it to the artifact store, so a unit re-run on another node resumes from there).
 
     Returns:
         :class:`TrainResult` (final = last epoch).
@@ -408,4 +416,5 @@ def train(
     """
     with _runtime(cfg) as device:
         return _Run(cfg, train_data, val_data, Path(out_dir), sink, criterion, model, fault_injector,
-                    dataset_sha256, device, optimizer_factory, runner_factory, extra_config).fit()  # fmt: skip
+                    dataset_sha256, device, optimizer_factory, runner_factory, extra_config,
+                    on_checkpoint).fit()  # fmt: skip
