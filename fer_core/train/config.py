@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fer_core.config import FrozenModel
 from fer_core.data.dataset import TrainAugment
+from fer_core.errors import ConfigError
 from fer_core.losses.ce import CELossConfig
 from fer_core.losses.class_balanced import ClassBalancedLossConfig
 from fer_core.losses.focal import FocalLossConfig
 from fer_core.losses.logit_adjust import LogitAdjustLossConfig
 from fer_core.models.config import ModelConfig
+from fer_core.train.optim import AdamWConfig, OptimizerConfig, ScheduleConfig, WarmupCosineConfig
 
 LossConfig = Annotated[
     CELossConfig | FocalLossConfig | ClassBalancedLossConfig | LogitAdjustLossConfig, Field(discriminator="kind")
@@ -51,9 +53,13 @@ class TrainConfig(FrozenModel):
         loss: the default criterion (used when no criterion is passed in).
         epochs: training epochs.
         batch_size: effective batch (one optimizer step); split into ``accum_steps`` micro-batches.
-        lr: peak AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        warmup_epochs: linear warm-up length (may be fractional); cosine decay to 0 afterwards, stepped per step.
+        lr: peak learning rate.
+        weight_decay: weight decay of the decayed parameter group (``optimizer.decay`` says which parameters).
+        warmup_epochs: linear warm-up length (may be fractional) of the ``warmup_cosine`` schedule.
+        optimizer: ``{"kind": "adamw" | "sgd", ...}`` (:mod:`fer_core.train.optim`); default AdamW without decay
+            on 1-D parameters.
+        schedule: ``{"kind": "warmup_cosine" | "onecycle", ...}``, stepped per optimizer step; default warm-up then
+            cosine decay to 0.
         accum_steps: micro-batches per optimizer step (initial value; OOM back-off doubles it).
         clip_grad_norm: max global gradient norm, or None for no clipping.
         amp: mixed precision where the device supports it (CUDA: bf16 if supported, else fp16 + GradScaler); CPU: off.
@@ -77,6 +83,8 @@ class TrainConfig(FrozenModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
+    optimizer: OptimizerConfig = AdamWConfig()
+    schedule: ScheduleConfig = WarmupCosineConfig()
     accum_steps: int = Field(1, ge=1)
     clip_grad_norm: float | None = Field(5.0, gt=0)
     amp: bool = True
@@ -90,6 +98,13 @@ class TrainConfig(FrozenModel):
     num_threads: int | None = Field(None, ge=1)
     drop_last: bool = False
     augment: TrainAugment | None = None
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> TrainConfig:
+        if self.schedule.kind == "onecycle" and "warmup_epochs" in self.model_fields_set and self.warmup_epochs > 0:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs} with schedule onecycle: its warm-up is "
+                              "schedule.pct_start; drop warmup_epochs or use schedule warmup_cosine")  # fmt: skip
+        return self
 
     def identity(self) -> dict:
         """The JSON form of what this config computes (without :data:`RUNTIME_FIELDS`): hashed for resume checks

@@ -34,10 +34,10 @@ from fer_core.taxonomy import FER_CLASSES, MINORITY_CLASSES
 from fer_core.train.config import TrainConfig
 from fer_core.train.keeper import CheckpointKeeper
 from fer_core.train.monitor import ClassLossTracker, check_epoch_gates, check_grad_gate, log_flag_summary, norm_stats
+from fer_core.train.optim import build_optimizer, build_scheduler
 from fer_core.train.predict import predict_logits
 from fer_core.train.protocols import Criterion, TrainData
 from fer_core.train.sampler import ClassBalancedBatchSampler
-from fer_core.train.schedule import warmup_cosine
 from fer_core.train.step import FaultInjector, OptimizerFactory, RunnerFactory, StepRunner
 
 log = logging.getLogger(__name__)
@@ -157,16 +157,10 @@ def _batches(cfg: TrainConfig, data: TrainData, epoch: int, n_classes: int) -> l
     return batches
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and norm parameters (1-D tensors)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    rest = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-
 def adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The engine's default optimizer: AdamW at ``cfg.lr``, no weight decay on 1-D parameters."""
-    return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    """The engine's default optimizer factory: the one ``cfg.optimizer`` describes (default AdamW, no weight decay
+    on 1-D parameters); see :func:`fer_core.train.optim.build_optimizer`."""
+    return build_optimizer(model, cfg)
 
 
 def _run_config(cfg: TrainConfig, extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -204,7 +198,7 @@ class _Run:
             criterion.to(device)
         optimizer = optimizer_factory(self.model, cfg)
         spe = len(_batches(cfg, train_data, 0, n_classes))
-        scheduler = warmup_cosine(optimizer, round(cfg.warmup_epochs * spe), cfg.epochs * spe)
+        scheduler = build_scheduler(optimizer, cfg, spe)
         amp_dtype, scaler = _amp(cfg, device)
         self.runner = runner_factory(self.model, optimizer, scheduler, criterion, device,
                                      micro_batch=math.ceil(cfg.batch_size / cfg.accum_steps),
