@@ -48,7 +48,7 @@ def naive_trial(config, data):
 def numpy_sweep(seeds, grid) -> float:
     import pandas as pd
 
-    from tasks._ensemble_trial import aggregate
+    from fer_adapters.ensemble_trial import aggregate
 
     t0 = time.perf_counter()
     frames = []
@@ -64,8 +64,8 @@ def tune_sweep(seeds, grid, trials: int) -> tuple[float, int]:
     """Wall time of one Tune sweep with the grid split into ``trials`` blocks, and the rows it returned."""
     from ray import tune
 
-    from tasks._ensemble_trial import evaluate_block
-    from tasks._tune import run_sweep
+    from fer_adapters.ensemble_trial import evaluate_block
+    from fer_adapters.sweeps import run_sweep
 
     parts = [b.tolist() for b in np.array_split(grid, min(trials, len(grid))) if len(b)]
     t0 = time.perf_counter()
@@ -87,7 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     n = 2_000 if args.quick else 10_000
     t0 = time.perf_counter()
-    import tasks._ensemble_trial  # noqa: F401  (ray.tune + the trial's own imports: what every trial worker loads)
+    import fer_adapters.ensemble_trial  # noqa: F401  (ray.tune + the trial's own imports: what every trial worker loads)
 
     t_import = time.perf_counter() - t0
     seeds = make_seeds(n, 3)
@@ -98,7 +98,7 @@ def main() -> None:
     import ray
     from ray import tune
 
-    from tasks._ray import ensure_ray
+    from fer_adapters.ray_cluster import ensure_ray
 
     t0 = time.perf_counter()
     ensure_ray(num_cpus=os.cpu_count())
@@ -118,7 +118,7 @@ def main() -> None:
                   f"{t_sweep / t_numpy:6.1f}x numpy  ({rows} rows, load1 {load:.1f})  target <= Ray start + 2x numpy "
                   f"= {budget:.2f} s: {verdict}")  # fmt: skip
     if args.naive:
-        from tasks._tune import run_sweep
+        from fer_adapters.sweeps import run_sweep
 
         t0 = time.perf_counter()
         run_sweep(

@@ -33,9 +33,9 @@ def child(profile: str, cpu: int) -> dict:
     """One pipeline run with every unit asking for ``cpu`` CPUs; returns wall and per-stage seconds."""
     from prefect import get_client
 
+    from fer_adapters.ray_cluster import ensure_ray
+    from fer_spec.profile import load_pipeline_config
     from flows.pipeline import pipeline_flow
-    from tasks._ray import ensure_ray
-    from tasks.profile import load_pipeline_config
 
     cfg = load_pipeline_config(REPO / "configs" / f"{profile}.yaml")
     res = {"cpu": cpu}

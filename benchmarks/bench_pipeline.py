@@ -114,9 +114,9 @@ def _free_port() -> int:
 
 
 def child_memory() -> dict:
+    from fer_spec.settings import Settings
     from ferflow import _stack_procs as procs
     from ferflow.stack import _load_state, _record, stack_down, stack_up
-    from tasks.settings import Settings
 
     home = Path(os.environ["FERFLOW_HOME"])
     settings = Settings(home=home, tracking_uri="", ray_address=None, ray_object_store_mb=512,
@@ -169,12 +169,12 @@ def sweep_profile(folder: Path, seeds: list[int]) -> Path:
 def child_scaleout(cpus: int, profile: str) -> dict:
     from mlflow.tracking import MlflowClient
 
+    from fer_adapters.ray_cluster import ensure_ray
+    from fer_spec.profile import load_pipeline_config
     from flows.distill import distill_sweep_flow
     from flows.ensemble import tune_ensemble_flow
     from flows.ingest_stage import ingest_pipeline_flow
     from flows.teachers import train_teachers_flow
-    from tasks._ray import ensure_ray
-    from tasks.profile import load_pipeline_config
 
     ensure_ray(num_cpus=cpus)
     cfg = load_pipeline_config(profile)

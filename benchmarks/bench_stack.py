@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer_spec.settings import Settings  # noqa: E402
 from ferflow import _stack_procs as procs  # noqa: E402
 from ferflow.stack import stack_down, stack_up  # noqa: E402
-from tasks.settings import Settings  # noqa: E402
 
 
 def _free_port() -> int:

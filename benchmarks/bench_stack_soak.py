@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_startup import make_images  # noqa: E402
 
+from fer_spec.settings import Settings  # noqa: E402
 from ferflow import _stack_procs as procs  # noqa: E402
 from ferflow.stack import COMPONENTS, _load_state, _record, stack_down, stack_env, stack_up  # noqa: E402
-from tasks.settings import Settings  # noqa: E402
 
 FERFLOW = str(Path(sys.executable).parent / "ferflow")
 

@@ -124,10 +124,11 @@ def with_stack(data: Path, work: Path, say) -> dict[str, float] | str:
     ports = free_ports(4)
     env.update(FERFLOW_PREFECT_PORT=str(ports[0]), FERFLOW_MLFLOW_PORT=str(ports[1]), FERFLOW_RAY_PORT=str(ports[2]),
                FERFLOW_RAY_DASHBOARD_PORT=str(ports[3]))  # fmt: skip
-    up = ("import sys; from ferflow.stack import stack_up; from tasks.settings import Settings; "
+    up = ("import sys; from ferflow.stack import stack_up; from fer_spec.settings import Settings; "
           "st = stack_up(Settings.from_env(), components=('prefect', 'mlflow')); "
           "sys.exit(0 if st.healthy else 1)")  # fmt: skip
-    down = "from ferflow.stack import stack_down; from tasks.settings import Settings; stack_down(Settings.from_env())"
+    down = ("from ferflow.stack import stack_down; from fer_spec.settings import Settings; "
+            "stack_down(Settings.from_env())")
     try:
         t_up, _ = timed([PY, "-c", up], env)
     except SystemExit as e:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fer_adapters.findings import ingest_summary
 from fer_core.errors import printable
-from tasks._findings import ingest_summary
 
 __all__ = ["ingest_summary", "problem_table"]
 

@@ -91,6 +91,8 @@ def _read_profile(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"config {printable(path)} is not valid YAML{where}: "
                           f"{getattr(e, 'problem', None) or e}; fix the syntax") from e  # fmt: skip
+    if data is None:  # empty, or comments only
+        raise ConfigError(f"config {printable(path)} is empty; write a profile (see configs/demo.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"config {printable(path)} must hold a mapping at the top level, got "
                           f"{type(data).__name__}; see configs/demo.yaml")  # fmt: skip
@@ -98,10 +100,13 @@ def _read_profile(path: Path) -> dict[str, Any]:
 
 
 def _load_profile(path: Path) -> Any:
+    """The profile, validated whole (as every flow does) before any server starts or any work runs."""
     _read_profile(path)
-    from tasks.profile import load_pipeline_config
+    from fer_spec.profile import load_pipeline_config, validate_profile
 
-    return load_pipeline_config(path)
+    cfg = load_pipeline_config(path)
+    validate_profile(cfg)
+    return cfg
 
 
 @data_app.command("synth")
@@ -153,6 +158,20 @@ def _preflight_ingest(cfg: Any) -> None:
         raise ConfigError(f"--out {printable(out)} is a file; give a folder for the index")
 
 
+def _ingest_profile(config: Path) -> Any:
+    from fer_spec.profile import SYNTH_SOURCE, effective_ingest
+
+    cfg = _load_profile(config)
+    ing = effective_ingest(cfg)
+    rendered = [s.path for s, given in zip(ing.sources, cfg.data.ingest.sources, strict=True)
+                if str(given.path) == SYNTH_SOURCE]  # fmt: skip
+    _preflight_ingest(ing.model_copy(update={"sources": [s for s in ing.sources if s.path not in rendered]}))
+    _flows_ready()
+    from flows.ingest_stage import ingest_pipeline_flow
+
+    return _run_flow(ingest_pipeline_flow, config=cfg)
+
+
 @app.command()
 def ingest(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest or pipeline YAML", exists=True,
@@ -160,13 +179,20 @@ def ingest(
     source: Annotated[list[str] | None, typer.Option(help="KIND:PATH, repeatable (folder, fer2013_csv, ...)")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder for the index")] = None,
 ) -> None:
-    """Run the ``ingest`` flow; the index reference goes to stdout, every drop and flag to stderr."""
-    cfg = _ingest_config(config, source or [], out)
-    _preflight_ingest(cfg)
-    _flows_ready()
-    from flows.ingest import ingest_flow
+    """Run the ``ingest`` flow; the index reference goes to stdout, every drop and flag to stderr.
 
-    ref = _run_flow(ingest_flow, cfg)
+    A pipeline profile runs that profile's ingest stage: its synthetic faces are rendered first (``@synth``) and the
+    index lands where the profile's later stages look for it (``$FERFLOW_HOME`` for a relative ``out_dir``).
+    """
+    if config is not None and not source and out is None and isinstance(_read_profile(config).get("data"), dict):
+        ref = _ingest_profile(config)
+    else:
+        cfg = _ingest_config(config, source or [], out)
+        _preflight_ingest(cfg)
+        _flows_ready()
+        from flows.ingest import ingest_flow
+
+        ref = _run_flow(ingest_flow, cfg)
     _echo_json(ref)
     from ferflow._summary import ingest_summary
 
@@ -276,6 +302,9 @@ def ship(
                                                     file_okay=False)] = None,  # fmt: skip
 ) -> None:
     """Publish the profile's packaged champion (held-out figures through ONNX, full model card) to --out."""
+    from fer_core.export.bundle import check_replaceable
+
+    check_replaceable(out, "--out")  # before any work: a folder of someone's files is never replaced
     cfg = _load_profile(config)
     _flows_ready()
     from flows.ship import ship_flow
@@ -408,7 +437,7 @@ def _stack_settings() -> Any:
     mode = os.environ.get("FERFLOW_RAY_AUTH_MODE", "token")
     if mode not in ("token", "disabled"):
         raise ConfigError(f"FERFLOW_RAY_AUTH_MODE={mode!r}: choose 'token' or 'disabled'")
-    from tasks.settings import Settings
+    from fer_spec.settings import Settings
 
     settings = Settings.from_env()
     used = {"FERFLOW_PREFECT_PORT": settings.prefect_port, "FERFLOW_MLFLOW_PORT": settings.mlflow_port,

@@ -25,8 +25,8 @@ from pydantic import BaseModel
 
 from fer_core.errors import ConfigError, FerError
 from fer_core.io import atomic_write_json, atomic_write_text, read_json
+from fer_spec.settings import Settings
 from ferflow import _stack_procs as procs
-from tasks.settings import Settings
 
 COMPONENTS: tuple[str, ...] = ("prefect", "worker", "mlflow", "ray")
 WORK_POOLS: tuple[str, ...] = ("cpu", "gpu")

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from prefect.runtime import flow_run
 
 from fer_core.errors import MissingUpstreamError
-from tasks.contracts import CalibratedStudent, EnsembleResult, IndexRef, StudentRun, TeacherRun
-from tasks.profile import PipelineConfig, effective_ingest
-from tasks.settings import Settings
+from fer_spec.profile import PipelineConfig, effective_ingest
+from fer_spec.results import CalibratedStudent, EnsembleResult, IndexRef, StudentRun, TeacherRun
+from fer_spec.settings import Settings
 
 # The lookups import their task modules when called: a stage command (``ferflow ingest``) imports only its own.
 
@@ -54,7 +54,7 @@ def require_index(cfg: PipelineConfig) -> IndexRef:
     """The ingested index of this profile (verified against its manifest and files)."""
     from tasks.data import existing_index
 
-    index = existing_index.fn(effective_ingest(cfg))
+    index = existing_index.fn(effective_ingest(cfg), strict=True)  # damaged: say so, not "has not run"
     if index is None:
         raise _missing("ingest", "the dataset index", cfg)
     return index

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.results import CalibratedStudent, IndexRef, StudentRun
 from flows._common import require_students, run_name, upstream_of_students
 from tasks.calibrate import calibrate_student
-from tasks.contracts import CalibratedStudent, IndexRef, StudentRun
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 
 
 def calibrate_stage(cfg: PipelineConfig, index: IndexRef, students: list[StudentRun]) -> list[CalibratedStudent]:

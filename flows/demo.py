@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fer_spec.profile import PipelineConfig, Profile, resolve_profile
 from flows._common import run_name
 from flows.pipeline import pipeline_flow
 from tasks.demo import demo_summary
-from tasks.profile import PipelineConfig, Profile, resolve_profile
 from tasks.realtime import realtime_demo
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from fer_adapters.units import check_placeable
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.results import EnsembleResult, IndexRef, StudentRun, StudentsResult, SweepResult, TeacherRun
 from flows._common import out_root, run_name, upstream_of_students
 from flows.teachers import UNIT_SUBMITTERS
-from tasks._units import check_placeable
-from tasks.contracts import EnsembleResult, IndexRef, StudentRun, StudentsResult, SweepResult, TeacherRun
 from tasks.distill import distill_student, distill_sweep_task
 from tasks.nested import nested_student
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 
 
 def students_stage(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.results import EnsembleResult, IndexRef, TeacherRun
 from flows._common import out_root, require_index, require_teachers, run_name
-from tasks.contracts import EnsembleResult, IndexRef, TeacherRun
 from tasks.ensemble import tune_ensemble_task
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 
 
 def ensemble_stage(cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun]) -> EnsembleResult:

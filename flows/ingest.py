@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import flow
 
 from fer_core.data.ingest import IngestConfig, build_index
-from tasks.contracts import IndexRef
+from fer_spec.results import IndexRef
 from tasks.data import augment_task, collect_source_task, gate_task, group_split_task, validate_task, write_task
 
 

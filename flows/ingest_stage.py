@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, effective_ingest, resolve_profile, synth_dir
+from fer_spec.results import IndexRef
 from flows._common import run_name
 from flows.ingest import ingest_flow
-from tasks.contracts import IndexRef
 from tasks.data import existing_index, render_synthetic
-from tasks.profile import PipelineConfig, Profile, RunOverrides, effective_ingest, resolve_profile, synth_dir
 from tasks.publish import publish_index
 
 

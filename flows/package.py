@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.results import BundleRef, IndexRef
 from flows._common import out_root, require_calibrated, require_students, run_name, upstream_of_students
-from tasks.contracts import BundleRef, IndexRef
 from tasks.package import package_student
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.publish import publish_bundle
 
 

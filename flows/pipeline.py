@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.results import PipelineResult
 from flows._common import run_name
 from flows.calibrate import calibrate_flow
 from flows.distill import distill_flow, distill_sweep_flow, nested_learning_flow
@@ -13,8 +15,6 @@ from flows.package import package_flow
 from flows.replicate import replicate_flow
 from flows.report import report_flow
 from flows.teachers import train_teachers_flow
-from tasks.contracts import PipelineResult
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.summary import publish_summary
 
 

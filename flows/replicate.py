@@ -8,11 +8,11 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from flows._common import run_name, upstream_of_students
 from flows.calibrate import calibrate_stage
 from flows.distill import students_stage
 from flows.teachers import UNIT_SUBMITTERS
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.replicate import ReplicationResult, replication_report
 
 DEFAULT_SEEDS = [1000, 1001, 1002, 1003, 1004]

@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import flow
 
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from flows._common import run_name
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.ship import ship_model
 
 

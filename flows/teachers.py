@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from fer_adapters.units import check_placeable
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.results import IndexRef, TeacherRun
 from flows._common import out_root, require_index, run_name
-from tasks._units import check_placeable
-from tasks.contracts import IndexRef, TeacherRun
-from tasks.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
 from tasks.teachers import train_teacher
 
 # Threads only wait on Ray; Ray decides how many units actually run at once.

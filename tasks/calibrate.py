@@ -8,14 +8,15 @@ import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from fer_adapters.cache import CODE_AWARE
+from fer_adapters.datasets import load_index
+from fer_adapters.runs import MlflowSink
+from fer_adapters.tables import calibration_markdown
+from fer_adapters.tracking import configure_tracking
 from fer_core.calibrate.pipeline import CalibrationConfig, calibrate
 from fer_core.io import sha256_file
 from fer_core.logits.store import align_logits, read_logits
-from tasks._cache import CODE_AWARE
-from tasks._data import load_index
-from tasks._mlflow import MlflowSink, configure_tracking
-from tasks.contracts import CalibratedStudent, IndexRef, StudentRun, find_result, save_result
-from tasks.tables import calibration_markdown
+from fer_spec.results import CalibratedStudent, IndexRef, StudentRun, find_result, save_result
 
 
 def split_logits(logits_path: str, index_path: str, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.contracts import PipelineResult
-from tasks.settings import Settings
-from tasks.tables import format_table
+from prefect import task
+
+from fer_adapters.tables import format_table
+from fer_spec.results import PipelineResult
+from fer_spec.settings import Settings
 
 
+@task(name="demo_summary")
 def demo_summary(out: PipelineResult, live: dict[str, Any]) -> str:
     """The closing text of ``ferflow demo``."""
     s = Settings.from_env()

@@ -12,6 +12,11 @@ from prefect.artifacts import create_table_artifact
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from fer_adapters.cache import CODE_AWARE
+from fer_adapters.retry import retry_transient
+from fer_adapters.runs import ferflow_run
+from fer_adapters.sweeps import run_sweep
+from fer_adapters.units import check_placeable, placed, run_unit, unit_threads
 from fer_core.distill.config import DistillConfig
 from fer_core.distill.criterion import make_distill_criterion
 from fer_core.errors import ConfigError
@@ -22,13 +27,8 @@ from fer_core.losses.kd import KDConfig
 from fer_core.preprocess import PreprocessSpec
 from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
-from tasks._cache import CODE_AWARE
-from tasks._mlflow import ferflow_run
-from tasks._retry import retry_transient
-from tasks._tune import run_sweep
-from tasks._units import check_placeable, placed, run_unit, unit_threads
-from tasks.contracts import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun, find_result, save_result
-from tasks.profile import StudentSection, SweepSection
+from fer_spec.profile import StudentSection, SweepSection
+from fer_spec.results import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun, find_result, save_result
 from tasks.teachers import run_dir, teachers_of_seed, train_and_export, train_key
 
 

@@ -10,20 +10,20 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from ray import tune
 
+from fer_adapters.cache import CODE_AWARE
+from fer_adapters.datasets import load_index
+from fer_adapters.ensemble_trial import METRICS, aggregate, evaluate_block
+from fer_adapters.ray_cluster import ensure_ray
+from fer_adapters.runs import ferflow_run
+from fer_adapters.sweeps import run_sweep
+from fer_adapters.tables import ensemble_grid_rows
 from fer_core.calibrate.temperature import fit_temperature
 from fer_core.ensemble.grid import best_config, ratio_grid, simplex_grid
 from fer_core.io import atomic_path
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.taxonomy import CLASS_TO_INDEX
-from tasks._cache import CODE_AWARE
-from tasks._data import load_index
-from tasks._ensemble_trial import METRICS, aggregate, evaluate_block
-from tasks._mlflow import ferflow_run
-from tasks._ray import ensure_ray
-from tasks._tune import run_sweep
-from tasks.contracts import EnsembleResult, IndexRef, TeacherRun, find_result, save_result
-from tasks.profile import EnsembleSection
-from tasks.tables import ensemble_grid_rows
+from fer_spec.profile import EnsembleSection
+from fer_spec.results import EnsembleResult, IndexRef, TeacherRun, find_result, save_result
 from tasks.teachers import run_dir, teachers_of_seed
 
 

@@ -7,15 +7,15 @@ from typing import Any
 
 from prefect import task
 
+from fer_adapters.cache import CODE_AWARE
+from fer_adapters.retry import retry_transient
+from fer_adapters.units import run_unit
 from fer_core.nested.config import NestedConfig
 from fer_core.nested.train import train_nested
 from fer_core.preprocess import PreprocessSpec
-from tasks._cache import CODE_AWARE
-from tasks._retry import retry_transient
-from tasks._units import run_unit
-from tasks.contracts import EnsembleResult, IndexRef, StudentRun, TeacherRun, save_result
+from fer_spec.profile import StudentSection
+from fer_spec.results import EnsembleResult, IndexRef, StudentRun, TeacherRun, save_result
 from tasks.distill import distill_key, student_config, teacher_criterion_factory, with_ensemble
-from tasks.profile import StudentSection
 from tasks.teachers import train_and_export
 
 

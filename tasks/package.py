@@ -13,18 +13,8 @@ from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from fer_core.export.bundle import bundle_sha256, verify_bundle, write_bundle
-from fer_core.export.gates import Baselines
-from fer_core.export.model_card import card_excerpt, render_model_card
-from fer_core.export.onnx import check_parity, export_onnx
-from fer_core.export.quantize import keep_int8_if, quantize_int8
-from fer_core.io import sha256_file
-from fer_core.models.checkpoint import load_checkpoint
-from fer_core.preprocess import PreprocessSpec
-from tasks._data import dataset, load_index
-from tasks._mlflow import configure_tracking, ferflow_run
-from tasks.contracts import BundleRef, IndexRef
-from tasks.model_registry import (
+from fer_adapters.datasets import dataset, load_index
+from fer_adapters.registry import (
     Candidate,
     card_metrics,
     decide_alias,
@@ -38,7 +28,18 @@ from tasks.model_registry import (
     validation_baselines,
     version_tags,
 )
-from tasks.profile import PackageSection
+from fer_adapters.runs import ferflow_run
+from fer_adapters.tracking import configure_tracking
+from fer_core.export.bundle import bundle_sha256, verify_bundle, write_bundle
+from fer_core.export.gates import Baselines
+from fer_core.export.model_card import card_excerpt, render_model_card
+from fer_core.export.onnx import check_parity, export_onnx
+from fer_core.export.quantize import keep_int8_if, quantize_int8
+from fer_core.io import sha256_file
+from fer_core.models.checkpoint import load_checkpoint
+from fer_core.preprocess import PreprocessSpec
+from fer_spec.profile import PackageSection
+from fer_spec.results import BundleRef, IndexRef
 
 
 def build_bundle(

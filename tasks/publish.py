@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import task
 
+from fer_adapters.store import download_dir, put_file, upload_dir
 from fer_core.data.index import manifest_path
 from fer_core.io import sha256_file
-from tasks.contracts import IndexRef
-from tasks.storage import download_dir, put_file, upload_dir
+from fer_spec.results import IndexRef
 
 
 @task(name="publish_index", retries=2, retry_delay_seconds=2)

@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks._mlflow import EXPERIMENT, configure_tracking, ferflow_run
-from tasks.contracts import CalibratedStudent, IndexRef, StageResult
+from fer_adapters.runs import ferflow_run
+from fer_adapters.tracking import EXPERIMENT, configure_tracking
+from fer_spec.results import CalibratedStudent, IndexRef, StageResult
 from tasks.distill import compare_seeds
 
 

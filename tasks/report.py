@@ -21,6 +21,10 @@ from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
+from fer_adapters.datasets import load_index
+from fer_adapters.registry import SOURCE_TAG, packaged_version
+from fer_adapters.runs import code_version, ferflow_run
+from fer_adapters.tracking import EXPERIMENT, configure_tracking
 from fer_core.calibrate.plots import confusion_plot, reliability_diagram
 from fer_core.data.adapters import FOLDER_SPLIT_MAP
 from fer_core.ensemble.fusion import fuse_probs, softmax
@@ -32,11 +36,8 @@ from fer_core.report.plots import family_strip_plot
 from fer_core.report.render import ReportData, Target, render_markdown
 from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_logits, evaluate_probs, family_table
 from fer_core.taxonomy import CLASS_TO_INDEX
-from tasks._data import load_index
-from tasks._mlflow import EXPERIMENT, code_version, configure_tracking, ferflow_run
-from tasks.model_registry import SOURCE_TAG, packaged_version
-from tasks.profile import PipelineConfig
-from tasks.settings import Settings
+from fer_spec.profile import PipelineConfig
+from fer_spec.settings import Settings
 
 #: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
 PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.58}

@@ -19,20 +19,21 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
+from prefect import task
 
+from fer_adapters.datasets import load_index
+from fer_adapters.registry import SOURCE_TAG, packaged_version
+from fer_adapters.tracking import configure_tracking
 from fer_core.errors import ConfigError, MissingUpstreamError
-from fer_core.export.bundle import bundle_sha256, load_bundle, write_bundle
+from fer_core.export.bundle import bundle_sha256, check_replaceable, load_bundle, write_bundle
 from fer_core.export.calibration import read_calibration
 from fer_core.export.latency import time_calls
 from fer_core.export.model_card import DEFAULT_LIMITS, render_model_card
 from fer_core.io import atomic_write_text, read_json, sha256_file
 from fer_core.preprocess import PreprocessSpec
 from fer_core.realtime.evaluate import evaluate_file_list
-from tasks._data import load_index
-from tasks._mlflow import configure_tracking
-from tasks.model_registry import SOURCE_TAG, packaged_version
-from tasks.profile import PipelineConfig, effective_ingest
-from tasks.settings import Settings
+from fer_spec.profile import PipelineConfig, effective_ingest
+from fer_spec.settings import Settings
 
 INTENDED_USE = (
     "Real-time facial expression recognition (the 7 FER2013 classes) on a CPU: the ferflow realtime runner's default "
@@ -92,12 +93,13 @@ def _seed_rows(report: dict[str, Any] | None, student: str) -> dict[str, Any]:
     return out
 
 
+@task(name="ship_model", task_run_name="ship {cfg.name}")
 def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = None) -> dict[str, Any]:
     """Write the profile's packaged champion to ``out_dir`` with a full model card, and its held-out file list.
 
     Args:
         cfg: the profile whose pipeline (and, for seed statistics, report) has run.
-        out_dir: the shipped bundle folder (replaced when it exists).
+        out_dir: the shipped bundle folder (replaced when it is one of ferflow's bundles; any other folder is refused).
         report_dir: the profile's report folder (default ``$FERFLOW_HOME/reports/<name>``); optional.
 
     Returns:
@@ -105,8 +107,9 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
 
     Raises:
         MissingUpstreamError: no packaged student was registered for the profile's index.
-        ConfigError: the held-out images do not come from one folder source.
+        ConfigError: the held-out images do not come from one folder source, or ``out_dir`` is not a bundle.
     """
+    check_replaceable(out_dir, "out_dir")
     configure_tracking()
     home = Settings.from_env().home
     ing = effective_ingest(cfg)

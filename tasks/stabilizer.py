@@ -14,10 +14,10 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from ray import tune
 
+from fer_adapters.sweeps import run_sweep
 from fer_core.export.bundle import load_bundle, write_bundle
 from fer_core.realtime.replay import load_replay_log, replay_metrics
 from fer_core.realtime.stabilize import StabilizerConfig
-from tasks._tune import run_sweep
 
 GRID = {
     "delta": [0.0, 0.05, 0.1, 0.2],

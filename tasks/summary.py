@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks._mlflow import configure_tracking, run_link
-from tasks.contracts import PipelineResult
+from fer_adapters.tracking import configure_tracking, run_link
+from fer_spec.results import PipelineResult
 
 
 def summary_markdown(res: PipelineResult, tracking_uri: str) -> str:

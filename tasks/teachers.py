@@ -9,6 +9,12 @@ from typing import Any
 import numpy as np
 from prefect import task
 
+from fer_adapters.cache import CODE_AWARE, code_version_of_checkout
+from fer_adapters.datasets import dataset, load_index
+from fer_adapters.placement import placement_tags
+from fer_adapters.retry import retry_transient
+from fer_adapters.runs import TeeSink, environment_params, ferflow_run, log_index_input, log_model_checkpoint
+from fer_adapters.units import run_unit, unit_threads
 from fer_core.calibrate.plots import confusion_plot
 from fer_core.errors import ConfigError
 from fer_core.evaluate.metrics import confusion
@@ -19,14 +25,8 @@ from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
 from fer_core.train.engine import train
 from fer_core.train.predict import predict_logits
-from tasks._cache import CODE_AWARE, code_version_of_checkout
-from tasks._data import dataset, load_index
-from tasks._mlflow import TeeSink, environment_params, ferflow_run, log_index_input, log_model_checkpoint
-from tasks._placement import placement_tags
-from tasks._retry import retry_transient
-from tasks._units import run_unit, unit_threads
-from tasks.contracts import IndexRef, TeacherRun, find_result, save_result
-from tasks.profile import ResourcesSpec, TeacherSpec
+from fer_spec.profile import ResourcesSpec, TeacherSpec
+from fer_spec.results import IndexRef, TeacherRun, find_result, save_result
 
 
 def run_dir(root: str, stage: str, name: str, key: Any) -> Path:

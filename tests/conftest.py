@@ -37,7 +37,7 @@ def ray_local():
     """One bounded local Ray node for the whole session."""
     import ray
 
-    from tasks._ray import ensure_ray
+    from fer_adapters.ray_cluster import ensure_ray
 
     ensure_ray(num_cpus=2)
     yield

@@ -1,4 +1,4 @@
-"""infra/ without Docker or a cluster: files parse, names/ports agree with tasks/settings.py, the GPU pieces exist."""
+"""infra/ without Docker or a cluster: files parse, names/ports agree with fer_spec/settings.py, GPU pieces exist."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.settings import Settings
+from fer_spec.settings import Settings
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 REPO = INFRA.parent

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.settings import Settings
+from fer_spec.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fer_spec.profile import load_pipeline_config
 from ferflow import _stack_procs as procs
 from ferflow.stack import stack_down, stack_status, stack_up
-from tasks.profile import load_pipeline_config
 from tests.e2e.conftest import REPO, client_env, deploy_all, served_stack
 from tests.e2e.test_deploy_pipeline import processes_with_env, worker_log_tail
 
@@ -51,7 +51,7 @@ def test_ray_trial_that_dies_is_retried_and_sweep_completes(ray_local, tmp_path)
     from ray import cloudpickle, tune
 
     import tests.e2e.test_faults as this
-    from tasks._tune import run_sweep
+    from fer_adapters.sweeps import run_sweep
 
     cloudpickle.register_pickle_by_value(this)  # Ray workers need not import the tests package
     results = run_sweep(_trial_dies_once, {"x": tune.grid_search([0, 1, 2]), "folder": str(tmp_path)},
@@ -74,7 +74,7 @@ def stack(stack_home: Path) -> Iterator[dict]:
 def test_mlflow_server_restart_during_a_run_loses_no_metric(stack, monkeypatch):
     from mlflow import MlflowClient
 
-    from tasks._mlflow import MlflowSink
+    from fer_adapters.runs import MlflowSink
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # retries after ~1, 2, 4, 8, 16, 32 s (integer)
     settings, uri = stack["settings"], stack["env"]["MLFLOW_TRACKING_URI"]

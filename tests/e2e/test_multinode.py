@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from fer_spec.profile import load_pipeline_config
 from ferflow.stack import stack_down, stack_up
-from tasks.profile import load_pipeline_config
 from tests.e2e.conftest import stack_settings
 from tests.e2e.test_deploy_pipeline import REPO, client_env, deploy_all, worker_log_tail
 
@@ -111,8 +111,8 @@ def test_teacher_units_land_on_two_nodes_and_overlap(stack, placed_run):
 
 
 def test_unit_metrics_equal_a_serial_run(stack, placed_run, tmp_path, monkeypatch):
+    from fer_spec.profile import PipelineConfig, effective_ingest
     from tasks.data import existing_index
-    from tasks.profile import PipelineConfig, effective_ingest
     from tasks.teachers import _teacher_unit
 
     cfg = PipelineConfig.model_validate(tiny_on_accel([0]))

@@ -11,7 +11,7 @@ from fer_core.errors import ConfigError
 from fer_core.evaluate.metrics import classification_metrics
 from fer_core.logits.store import align_logits, read_logits
 from fer_core.taxonomy import CLASS_TO_INDEX
-from tasks.profile import load_pipeline_config
+from fer_spec.profile import load_pipeline_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 SEEDS = [42, 43]
@@ -81,7 +81,7 @@ def test_every_family_has_every_seed_and_p_values(study):
 def test_ensemble_numbers_match_an_independent_recomputation(study):
     """The report's ensemble accuracy equals fuse_probs over the teachers' stored test logits at the tuned config."""
     cfg, out, rep = study
-    from tasks._data import load_index
+    from fer_adapters.datasets import load_index
 
     idx = load_index(out.index.index_path, out.index.index_sha256)
     test = idx[idx["split"] == "test"]
@@ -126,12 +126,12 @@ def test_report_without_runs_names_what_is_missing(study, tmp_path):
 
 @pytest.mark.slow
 def test_ship_publishes_the_champion_with_a_card_that_its_file_list_reproduces(study, tmp_path):
+    from fer_adapters.datasets import load_index
     from fer_core.export.bundle import verify_bundle
     from fer_core.io import sha256_file
     from fer_core.realtime.evaluate import evaluate_file_list
+    from fer_spec.profile import effective_ingest
     from flows.ship import ship_flow
-    from tasks._data import load_index
-    from tasks.profile import effective_ingest
 
     cfg, _, rep = study
     out = tmp_path / "models" / "tiny"

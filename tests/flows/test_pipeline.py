@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from fer_core.errors import ConfigError, MissingUpstreamError
 from fer_core.export.bundle import load_bundle, verify_bundle
 from fer_core.logits.store import read_logits
-from tasks.profile import load_pipeline_config
+from fer_spec.profile import load_pipeline_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 

@@ -6,8 +6,8 @@ import pytest
 
 from fer_core.errors import ConfigError
 from fer_core.models import BACKBONES
+from fer_spec.profile import SweepSection, load_pipeline_config
 from tasks.distill import sweep_variants, variant_kind
-from tasks.profile import SweepSection, load_pipeline_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 

@@ -64,7 +64,7 @@ def s3_bucket(s3_env: str) -> str:
 
 @pytest.fixture
 def moto_client(s3_env: str):
-    """A plain boto3 client on moto, independent of tasks.storage, for checking what landed in the bucket."""
+    """A plain boto3 client on moto, independent of fer_adapters.store, for checking what landed in the bucket."""
     return _raw_client(s3_env)
 
 

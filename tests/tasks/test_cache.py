@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from tasks import _cache
-from tasks._cache import CODE_AWARE, code_version
+from fer_adapters.cache import CODE_AWARE, code_version
+from fer_adapters import cache as _cache
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from fer_adapters.ensemble_trial import aggregate
 from fer_core.ensemble.grid import evaluate_grid
-from tasks._ensemble_trial import aggregate
-from tasks.contracts import EnsembleResult, TeacherRun
+from fer_spec.results import EnsembleResult, TeacherRun
 from tasks.ensemble import sweep_table, weight_grid
 
 

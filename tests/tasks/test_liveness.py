@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tasks._liveness import (
+from fer_adapters.liveness import (
     KILLED_REASON_TAG,
     RESUMED_FROM_TAG,
     death_reason,

@@ -8,7 +8,8 @@ from mlflow.tracking import MlflowClient
 
 def test_index_input_has_a_typed_local_source_and_warns_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from tasks._mlflow import configure_tracking, log_index_input
+    from fer_adapters.runs import log_index_input
+    from fer_adapters.tracking import configure_tracking
 
     configure_tracking()
     client = MlflowClient()

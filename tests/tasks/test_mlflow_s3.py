@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from fer_spec.settings import Settings
 from ferflow.stack import stack_down, stack_up
-from tasks.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

@@ -4,9 +4,9 @@ first, a missing calibrate stage named."""
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fer_adapters.registry import promotion_gates, select_candidate
 from fer_core.errors import MissingUpstreamError
 from fer_core.export.gates import PromotionGates, baselines
-from tasks.model_registry import promotion_gates, select_candidate
 
 SHA = "a" * 64
 SHA_RANKED = "b" * 64
@@ -18,14 +18,14 @@ def tracking(tmp_path_factory):
     """One SQLite MLflow for the module (creating its tables takes seconds); tests use distinct index hashes."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-        from tasks._mlflow import configure_tracking
+        from fer_adapters.tracking import configure_tracking
 
         configure_tracking()
         yield MlflowClient()
 
 
 def calibrated_run(name: str, val_f1: float, val_ece: float, test_f1: float, stage: str = "distill") -> str:
-    from tasks._mlflow import ferflow_run
+    from fer_adapters.runs import ferflow_run
 
     with ferflow_run(stage, dataset_sha256=SHA_RANKED, run_name=name) as (run_id, sink):
         sink.log_metrics({"val_after/macro_f1": val_f1, "val_after/accuracy": val_f1, "val_after/ece_15": val_ece,
@@ -34,7 +34,7 @@ def calibrated_run(name: str, val_f1: float, val_ece: float, test_f1: float, sta
 
 
 def test_no_calibrated_student_names_the_stage_to_run(tracking):
-    from tasks._mlflow import ferflow_run
+    from fer_adapters.runs import ferflow_run
 
     with ferflow_run("distill", dataset_sha256=SHA, run_name="uncalibrated"):
         pass  # a finished student the calibrate stage never saw is not a candidate
@@ -55,7 +55,7 @@ def test_ranking_reads_validation_only_and_puts_passing_students_first(tracking)
 
 
 def test_gates_come_from_the_package_section():
-    from tasks.profile import PackageSection
+    from fer_spec.profile import PackageSection
 
     gates = promotion_gates(PackageSection(min_macro_f1=0.4, max_ece=0.07))
     assert (gates.min_macro_f1, gates.max_ece, gates.min_margin_over_chance) == (0.4, 0.07, 0.1)

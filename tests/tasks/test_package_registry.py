@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fer_adapters.registry import packaged_version
 from fer_core.calibrate.calibration_file import write_calibration_json
 from fer_core.data.adapters import SourceSpec
 from fer_core.data.ingest import IngestConfig, run_ingest
@@ -20,7 +21,6 @@ from fer_core.models.checkpoint import CheckpointMeta, save_checkpoint
 from fer_core.models.config import ModelConfig
 from fer_core.preprocess import PreprocessSpec
 from fer_core.taxonomy import FER_CLASSES
-from tasks.model_registry import packaged_version
 
 # ~2 min on a loaded 2-core machine: each packaging exports ONNX and MLflow validates the logged model's example.
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def world(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.setenv("FERFLOW_HOME", str(root / "home"))
-        from tasks._mlflow import configure_tracking
+        from fer_adapters.tracking import configure_tracking
 
         configure_tracking()
         yield {"root": root, "index": res.index_path, "sha": sha256_file(res.index_path), "ckpt": ckpt}
@@ -50,7 +50,7 @@ def world(tmp_path_factory):
 
 def student(world, name: str, val: dict, heldout_f1: float, sha: str | None = None) -> str:
     """A finished, calibrated student run as the distill and calibrate stages leave it (checkpoint, calibration)."""
-    from tasks._mlflow import ferflow_run
+    from fer_adapters.runs import ferflow_run
 
     cal = world["root"] / name / "calibration.json"
     cal.parent.mkdir(parents=True, exist_ok=True)
@@ -68,8 +68,8 @@ def student(world, name: str, val: dict, heldout_f1: float, sha: str | None = No
 def package(world, model_name: str, monkeypatch, **gates):
     """Run the package task's body; returns its result and the Markdown of its Prefect artifact."""
     import tasks.package as pkg
-    from tasks.contracts import IndexRef
-    from tasks.profile import PackageSection
+    from fer_spec.profile import PackageSection
+    from fer_spec.results import IndexRef
 
     shown = []
     monkeypatch.setattr(pkg, "create_markdown_artifact", lambda **kw: shown.append(kw))

@@ -1,12 +1,12 @@
 """Publishing the index and a bundle to S3 (moto's server on loopback), and fetching the bundle back intact."""
 
+from fer_adapters.store import exists, read_bytes
 from fer_core.data.adapters import SourceSpec
 from fer_core.data.ingest import IngestConfig, run_ingest
 from fer_core.data.synth import render_dataset
 from fer_core.export.bundle import verify_bundle
-from tasks.contracts import IndexRef
+from fer_spec.results import IndexRef
 from tasks.publish import fetch_bundle, publish_bundle, publish_index
-from tasks.storage import exists, read_bytes
 from tests.core.export.helpers import make_bundle
 
 

@@ -1,4 +1,4 @@
-"""tasks.storage against a real S3 endpoint on loopback (moto server mode) and against local folders."""
+"""fer_adapters.store against a real S3 endpoint on loopback (moto server mode) and against local folders."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fer_adapters.store import StorageError, StorageNotFoundError
 from fer_core.io import sha256_file
-from tasks import storage
-from tasks.storage import StorageError, StorageNotFoundError
+from fer_adapters import store as storage
 
 
 def _index_and_manifest(folder):
@@ -118,6 +118,6 @@ def test_503_without_retries_fails_loudly(s3_bucket, flaky_s3, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", flaky_s3.url)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     flaky_s3.fail_first = 1
-    with pytest.raises(StorageError, match="SlowDown|503"):
+    with pytest.raises(StorageError, match="SlowDown|SLOW_DOWN|503"):
         storage.write_bytes(b"x", f"s3://{s3_bucket}/retry/once.bin")
     assert len(flaky_s3.seen) == 1

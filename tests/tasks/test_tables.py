@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from fer_adapters.tables import calibration_markdown, format_table, markdown_table
 from fer_core.calibrate import CalibrationConfig, calibrate
-from tasks.tables import calibration_markdown, format_table, markdown_table
 
 ROWS = [
     {"class": "angry", "tau": 0.51234, "precision": 0.8, "coverage": float("nan")},
@@ -51,7 +51,7 @@ def test_calibration_markdown_says_when_the_fit_was_rejected(tmp_path):
 def grid(seeds: list[int]):
     import pandas as pd
 
-    from tasks._ensemble_trial import aggregate
+    from fer_adapters.ensemble_trial import aggregate
 
     rows = []
     for s in seeds:
@@ -63,7 +63,7 @@ def grid(seeds: list[int]):
 
 
 def test_ensemble_grid_rows_are_named_by_teacher_and_show_spread_only_when_there_is_one():
-    from tasks.tables import ensemble_grid_rows
+    from fer_adapters.tables import ensemble_grid_rows
 
     one, note = ensemble_grid_rows(grid([0]), ["resnet", "effnet"], ([0.75, 0.25], 1.0))
     assert list(one[0])[:3] == ["weight resnet", "weight effnet", "T"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import socket
 
-# Set inside a Ray worker while it runs a unit or a Tune trial (tasks._units.placed).
+# Set inside a Ray worker while it runs a unit or a Tune trial (fer_adapters.units.placed).
 PLACEMENT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("ferflow_placement", default=None)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from ray import tune
 
-from tasks._ray import ensure_ray
-from tasks.settings import Settings
+from fer_adapters.ray_cluster import ensure_ray
+from fer_spec.settings import Settings
 
 
 class _NoMissingResultFiles(logging.Filter):

@@ -10,7 +10,7 @@ import threading
 import ray
 
 from fer_core.errors import ServerUnreachableError
-from tasks.settings import Settings
+from fer_spec.settings import Settings
 
 # Variables a unit needs on whatever node it lands: where ferflow keeps state and which servers it talks to.
 FORWARDED_ENV = (
@@ -36,7 +36,7 @@ class _NoThreadSigtermNote(logging.Filter):
 
 def forwarded_env(settings: Settings) -> dict[str, str]:
     """The driver's settings as environment variables for Ray workers (the job's runtime environment)."""
-    from tasks._cache import code_version_of_checkout
+    from fer_adapters.cache import code_version_of_checkout
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env["FERFLOW_CODE_VERSION"] = code_version_of_checkout()

@@ -1,6 +1,6 @@
 """Pipeline profiles: one typed section per stage, built from fer_core's narrow configs.
 
-Tasks take a section (and the upstream stage results, :mod:`tasks.contracts`); flows take a profile name plus a few
+Tasks take a section (and the upstream stage results, :mod:`fer_spec.results`); flows take a profile name plus a few
 documented overrides, so the Prefect UI renders a short form. YAML profiles in ``configs/`` are loaded with
 ``safe_load`` and validated into the same models.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from fer_core.calibrate.pipeline import CalibrationConfig
 from fer_core.config import FrozenModel, load_yaml_config
@@ -25,12 +25,29 @@ from fer_core.realtime.stabilize import StabilizerConfig
 from fer_core.train.config import TrainConfig
 
 
+MAX_SEED = 2**32 - 1  # numpy's and Ray's seeds are unsigned 32-bit
+
+
+def _distinct(seeds: list[int]) -> list[int]:
+    """A seed listed twice would run the same unit twice and count it as two replicates."""
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise ValueError(f"seeds must be distinct; {dup} listed more than once")
+    return seeds
+
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+"""One random seed: 0 .. 2**32 - 1."""
+Seeds = Annotated[list[Seed], AfterValidator(_distinct)]
+"""Seeds of one family of units: each one unit, so distinct."""
+
+
 class SynthSection(FrozenModel):
     """Render the synthetic embedded dataset first (demo and tests); its folder becomes a folder source."""
 
     per_class: int = Field(60, ge=4, description="images per class")
     size: int = Field(48, ge=16, description="side in pixels")
-    seed: int = Field(0, description="random seed of the rendering")
+    seed: Seed = Field(0, description="random seed of the rendering (0 .. 2**32 - 1)")
 
 
 class DataSection(FrozenModel):
@@ -76,7 +93,7 @@ class TeachersSection(FrozenModel):
     """The teachers, trained once per seed; each (teacher, seed) is one unit on Ray."""
 
     teachers: list[TeacherSpec] = Field(min_length=1, description="the teachers (distinct names)")
-    seeds: list[int] = Field([0], min_length=1, description="one run per (teacher, seed)")
+    seeds: Seeds = Field([0], min_length=1, description="one run per (teacher, seed); distinct, 0 .. 2**32 - 1")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="per teacher x seed unit")
 
 
@@ -104,7 +121,7 @@ class SweepSection(FrozenModel):
     alphas: list[float] = [0.5]
     betas: list[float] = [4.0]
     temperatures: list[float] = [2.0]
-    seeds: list[int] = [42, 1337, 2025, 7, 11]
+    seeds: Seeds = Field([42, 1337, 2025, 7, 11], min_length=1, description="one trial per grid point and seed")
     variants: list[str] | None = Field(
         None, description="keep only these kinds of the strategies x losses grid, e.g. ['ce', 'pairwise-dkd']"
     )
@@ -122,7 +139,7 @@ class StudentSection(FrozenModel):
 
     train: TrainConfig = Field(description="the student's backbone, epochs and optimiser")
     distill: DistillConfig = Field(description="strategy (pairwise, fused, ...), teachers and loss (KD or DKD)")
-    seeds: list[int] = Field([42], min_length=1, description="one student unit per seed")
+    seeds: Seeds = Field([42], min_length=1, description="one student unit per seed; distinct, 0 .. 2**32 - 1")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="per student x seed unit (Nested Learning too)")
     sweep: SweepSection = SweepSection()
     nested: NestedConfig | None = Field(None, description="also train Nested Learning students (one per seed)")
@@ -181,10 +198,10 @@ PROFILES_DIR = Path(__file__).resolve().parents[1] / "configs"
 class RunOverrides(FrozenModel):
     """A few documented changes to the chosen profile, applied on top of it (empty fields keep the profile's)."""
 
-    student_seeds: list[int] | None = Field(
+    student_seeds: Seeds | None = Field(
         None, min_length=1, max_length=64, description="Seeds of the packaged student family: one training unit each."
     )
-    teacher_seeds: list[int] | None = Field(
+    teacher_seeds: Seeds | None = Field(
         None, min_length=1, max_length=16, description="Seeds of every teacher: one training unit per teacher and seed."
     )
     epochs: int | None = Field(None, ge=1, le=1000, description="Epochs of every teacher and student training run.")
@@ -264,6 +281,7 @@ def validate_profile(cfg: PipelineConfig) -> None:
     bad_losses = set(cfg.student.sweep.losses) - {"ce", "kd", "dkd"}
     if bad_losses:
         problems.append(f"student.sweep.losses: {sorted(bad_losses)} unknown; valid: ['ce', 'dkd', 'kd']")
+    problems += _seed_problems(cfg)
     for i, src in enumerate(cfg.data.ingest.sources):
         path = Path(src.path)
         if str(src.path) != SYNTH_SOURCE and not (path if path.is_absolute() else Path.cwd() / path).exists():
@@ -272,12 +290,22 @@ def validate_profile(cfg: PipelineConfig) -> None:
         raise ConfigError(f"profile {cfg.name!r} is invalid:\n  " + "\n  ".join(problems))
 
 
+def _seed_problems(cfg: PipelineConfig) -> list[str]:
+    """Seeds of fer_core's own configs (typed there as plain ints) must be valid seeds too, named by their field."""
+    seeds = [("data.ingest.seed", cfg.data.ingest.seed), ("student.train.seed", cfg.student.train.seed)]
+    seeds += [(f"teachers.teachers[{t.name}].train.seed", t.train.seed) for t in cfg.teachers.teachers]
+    if cfg.student.nested is not None and cfg.student.nested.seed is not None:
+        seeds.append(("student.nested.seed", cfg.student.nested.seed))
+    return [f"{where}: {v} is not a seed; give an integer in 0..{MAX_SEED}" for where, v in seeds
+            if not 0 <= v <= MAX_SEED]  # fmt: skip
+
+
 SYNTH_SOURCE = "@synth"
 
 
 def synth_dir(cfg: PipelineConfig) -> Path:
     """Where the profile's synthetic dataset is rendered (in ``$FERFLOW_HOME/data``)."""
-    from tasks.settings import Settings
+    from fer_spec.settings import Settings
 
     s = cfg.data.synth
     if s is None:
@@ -287,7 +315,7 @@ def synth_dir(cfg: PipelineConfig) -> Path:
 
 def effective_ingest(cfg: PipelineConfig) -> IngestConfig:
     """Relative output folders live in ``$FERFLOW_HOME``; a source path ``@synth`` is the rendered synthetic folder."""
-    from tasks.settings import Settings
+    from fer_spec.settings import Settings
 
     home = Settings.from_env().home
     ing = cfg.data.ingest

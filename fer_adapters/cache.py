@@ -16,7 +16,7 @@ from typing import Any
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
 REPO = Path(__file__).resolve().parents[1]
-LIBRARY_DIRS = ("fer_core", "tasks")
+LIBRARY_DIRS = ("fer_core", "fer_spec", "fer_adapters", "tasks")
 
 
 def code_version(root: Path = REPO, dirs: tuple[str, ...] = LIBRARY_DIRS) -> str:

@@ -16,7 +16,9 @@ class Settings(BaseModel):
     ``FERFLOW_RAY_ADDRESS`` (default: start Ray locally), ``FERFLOW_RAY_OBJECT_STORE_MB`` (default 1024), the stack's
     ports ``FERFLOW_PREFECT_PORT`` (4200), ``FERFLOW_MLFLOW_PORT`` (5000), ``FERFLOW_RAY_PORT`` (6379),
     ``FERFLOW_RAY_DASHBOARD_PORT`` (8265), and ``FERFLOW_ARTIFACTS`` (MLflow artifact root for the stack; local
-    folder or ``s3://bucket/prefix``). Local stack only: ``FERFLOW_RAY_AUTH_MODE`` (``token`` default: the Ray head
+    folder or ``s3://bucket/prefix``), ``FERFLOW_STORE`` (the artifact store every unit and stage reads and writes:
+    a local folder, default ``$FERFLOW_HOME/store``, or ``s3://bucket/prefix``; ``FERFLOW_HOME`` on a node is then only a
+    cache and server state). Local stack only: ``FERFLOW_RAY_AUTH_MODE`` (``token`` default: the Ray head
     requires a token kept in the home; ``disabled``: no auth) and ``FERFLOW_RAY_NUM_CPUS`` (2).
     """
 
@@ -29,6 +31,7 @@ class Settings(BaseModel):
     ray_port: int
     ray_dashboard_port: int
     artifacts: str
+    store: str
     ray_auth_mode: Literal["token", "disabled"] = "token"
     ray_num_cpus: int = 2
 
@@ -45,6 +48,7 @@ class Settings(BaseModel):
             ray_port=int(os.environ.get("FERFLOW_RAY_PORT", "6379")),
             ray_dashboard_port=int(os.environ.get("FERFLOW_RAY_DASHBOARD_PORT", "8265")),
             artifacts=os.environ.get("FERFLOW_ARTIFACTS", str(home / "artifacts")),
+            store=os.environ.get("FERFLOW_STORE") or str(home / "store"),
             ray_auth_mode=os.environ.get("FERFLOW_RAY_AUTH_MODE", "token"),
             ray_num_cpus=int(os.environ.get("FERFLOW_RAY_NUM_CPUS", "2")),
         )

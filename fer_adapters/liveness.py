@@ -1,6 +1,6 @@
 """Dead runs marked: a RUNNING MLflow run of this host whose process is gone becomes KILLED, saying why.
 
-Every run ferflow creates carries ``ferflow.host`` and ``ferflow.pid`` (``tasks._mlflow.ferflow_run``). A run whose
+Every run ferflow creates carries ``ferflow.host`` and ``ferflow.pid`` (``fer_adapters.runs.ferflow_run``). A run whose
 process was killed (SIGKILL, OOM killer, a lost machine) never ends itself; the next stage run or ``stack up`` on the
 same host calls :func:`mark_dead_runs`. A resumed run links to the run it continues with ``ferflow.resumed_from``.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-EXPERIMENT = "ferflow"
+from fer_adapters.tracking import EXPERIMENT, configure_tracking
+
 HOST_TAG = "ferflow.host"
 PID_TAG = "ferflow.pid"
 STAGE_TAG = "ferflow.stage"
@@ -27,8 +28,6 @@ _CLOCK_SLACK_S = 2.0  # a process started this much after its run began is anoth
 
 def _client(tracking_uri: str | None) -> MlflowClient:
     if tracking_uri is None:
-        from tasks._mlflow import configure_tracking
-
         tracking_uri = configure_tracking()
     return MlflowClient(tracking_uri)
 
@@ -90,7 +89,7 @@ def mark_dead_runs(stage: str | None = None, *, tracking_uri: str | None = None)
 
     Args:
         stage: only runs of this ``ferflow.stage`` (default: every stage).
-        tracking_uri: MLflow tracking URI (default: the configured one, ``tasks._mlflow.configure_tracking``).
+        tracking_uri: MLflow tracking URI (default: the configured one, ``fer_adapters.tracking.configure_tracking``).
 
     Returns:
         The ids of the runs marked KILLED; each got a ``ferflow.killed_reason`` tag.

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import ray
 
+from fer_adapters.placement import PLACEMENT
+from fer_adapters.ray_cluster import ensure_ray
 from fer_core.errors import ConfigError
-from tasks._placement import PLACEMENT
-from tasks._ray import ensure_ray
-from tasks.profile import ResourcesSpec
+from fer_spec.profile import ResourcesSpec
 
 T = TypeVar("T")
 

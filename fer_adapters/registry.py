@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from fer_adapters.tracking import EXPERIMENT
 from fer_core.errors import MissingUpstreamError
 from fer_core.export.gates import Baselines, GateVerdict, PromotionGates, baselines, check_promotion
 from fer_core.taxonomy import FER_CLASSES
-from tasks._mlflow import EXPERIMENT
 
 SOURCE_TAG = "ferflow.source_run"
 HISTORY_TAG = "ferflow.alias_history"
