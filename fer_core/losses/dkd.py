@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from fer_core.config import FrozenModel, validate_config
 from fer_core.errors import ConfigError
-from fer_core.losses._registry import LOSSES
+from fer_core.losses._registry import DISTILL_LOSSES, LOSSES, DistillLoss
 from fer_core.losses.kd import expand_teachers
 
 
@@ -154,3 +154,17 @@ class DKDLoss(nn.Module):
             student_logits, teacher_logits, targets, epoch, c.alpha, c.beta, c.T, c.w_ce, c.warmup_epochs,
             teacher_weights,
         )  # fmt: skip
+
+
+def _dkd_term(
+    cfg: DKDConfig, student: Tensor, teachers: Tensor, targets: Tensor, weights: Tensor | None, epoch: int
+) -> dict[str, Tensor]:
+    return dkd_loss(student, teachers, targets, epoch, cfg.alpha, cfg.beta, cfg.T, cfg.w_ce, cfg.warmup_epochs, weights)
+
+
+def _dkd_sweep(alpha: float, beta: float, T: float) -> DKDConfig:
+    """A sweep point weights CE by ``1 − alpha`` (the team weighting, see :class:`DKDConfig`)."""
+    return DKDConfig(alpha=alpha, beta=beta, T=T, w_ce=1 - alpha)
+
+
+DISTILL_LOSSES.add_loss(DistillLoss(DKDConfig, _dkd_term, ("alpha", "beta", "T"), _dkd_sweep))

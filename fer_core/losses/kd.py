@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from fer_core.config import FrozenModel, validate_config
 from fer_core.errors import ConfigError
-from fer_core.losses._registry import LOSSES
+from fer_core.losses._registry import DISTILL_LOSSES, LOSSES, DistillLoss
 
 
 class KDConfig(FrozenModel):
@@ -121,3 +121,12 @@ class KDLoss(nn.Module):
         self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, teacher_weights: Tensor | None = None
     ) -> dict[str, Tensor]:
         return kd_loss(student_logits, teacher_logits, targets, self.alpha, self.T, teacher_weights)
+
+
+def _kd_term(
+    cfg: KDConfig, student: Tensor, teachers: Tensor, targets: Tensor, weights: Tensor | None, epoch: int
+) -> dict[str, Tensor]:
+    return kd_loss(student, teachers, targets, cfg.alpha, cfg.T, weights)
+
+
+DISTILL_LOSSES.add_loss(DistillLoss(KDConfig, _kd_term, ("alpha", "T"), lambda a, b, t: KDConfig(alpha=a, T=t)))
