@@ -1,18 +1,21 @@
-"""Typed configuration of a distillation run: strategy, teachers, loss (KD | DKD) and optional negative learning."""
+"""Typed configuration of a distillation run: strategy, teachers, a registered loss and optional negative learning."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
 from fer_core.config import FrozenModel
 from fer_core.errors import ConfigError
+from fer_core.losses import DISTILL_LOSSES
 from fer_core.losses.dkd import DKDConfig
-from fer_core.losses.kd import KDConfig
 from fer_core.losses.negl import NegLConfig
 
-DistillLossConfig = Annotated[KDConfig | DKDConfig, Field(discriminator="kind")]
+# The union of every registered distillation loss's config (fer_core.losses imports all its modules first), so a new
+# loss module is accepted here without an edit.
+_configs = tuple(DISTILL_LOSSES.configs())
+DistillLossConfig = Annotated[Union[_configs] if len(_configs) > 1 else _configs[0], Field(discriminator="kind")]  # noqa: UP007
 
 
 class DistillConfig(FrozenModel):
@@ -24,8 +27,12 @@ class DistillConfig(FrozenModel):
         weights: K teacher weights (default: equal).
         teacher_temperatures: K calibration temperatures applied to the teacher logits (default: 1).
         fuse: fuse teachers' probabilities or logits (strategies that fuse).
-        loss: ``{"kind": "kd", ...}`` or ``{"kind": "dkd", ...}``.
+        loss: ``{"kind": <a name in fer_core.losses.DISTILL_LOSSES>, ...}`` (``kd``, ``dkd``, ...).
         negl: optional complementary-label term.
+        mode: ``"offline"``: teacher logits precomputed on the un-augmented rows, looked up by row
+            (:func:`~fer_core.distill.make_distill_criterion`); ``"online"``: the teacher models score the same
+            augmented batch the student sees, inside its training step
+            (:func:`~fer_core.distill.make_online_distill_criterion`).
     """
 
     strategy: str = "single"
@@ -35,6 +42,7 @@ class DistillConfig(FrozenModel):
     fuse: Literal["prob", "logit"] = "prob"
     loss: DistillLossConfig = Field(default_factory=DKDConfig)
     negl: NegLConfig | None = None
+    mode: Literal["offline", "online"] = "offline"
 
     @model_validator(mode="after")
     def _lengths(self) -> DistillConfig:

@@ -10,9 +10,8 @@ from torch import Tensor
 
 from fer_core.distill.config import DistillConfig
 from fer_core.distill.strategies import STRATEGIES, TeacherStrategy
-from fer_core.errors import DataIntegrityError
-from fer_core.losses.dkd import DKDConfig, dkd_loss
-from fer_core.losses.kd import kd_loss
+from fer_core.errors import ConfigError, DataIntegrityError
+from fer_core.losses import DISTILL_LOSSES
 from fer_core.losses.negl import NegLLoss
 
 Criterion = Callable[[Tensor, Tensor, Tensor, int], dict[str, Tensor]]
@@ -66,15 +65,15 @@ class DistillCriterion:
     def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor, epoch: int) -> dict[str, Tensor]:
         """Args: logits ``[B, C]``, targets ``[B]``, idx ``[B]`` row positions, epoch. Returns named scalar terms."""
         z = logits.float()  # loss maths in fp32 even under autocast
-        teach = self._teachers_for(idx, z.device)
+        return self.terms(z, self._teachers_for(idx, z.device), targets, idx, epoch)
+
+    def terms(self, z: Tensor, teach: Tensor, targets: Tensor, idx: Tensor, epoch: int) -> dict[str, Tensor]:
+        """The loss terms for student logits ``z [B, C]`` (fp32) and raw teacher logits ``teach [B, K, C]``."""
         if teach.shape[2] != z.shape[1]:
             raise DataIntegrityError(f"teacher logits have {teach.shape[2]} classes, the student {z.shape[1]}")
         t_logits, t_w = self.strategy(teach, targets, idx)
         lc = self.cfg.loss
-        if isinstance(lc, DKDConfig):
-            out = dkd_loss(z, t_logits, targets, epoch, lc.alpha, lc.beta, lc.T, lc.w_ce, lc.warmup_epochs, t_w)
-        else:
-            out = kd_loss(z, t_logits, targets, lc.alpha, lc.T, t_w)
+        out = DISTILL_LOSSES.get(lc.kind).fn(lc, z, t_logits, targets, t_w, epoch)
         if self.negl is not None:
             n = self.negl(z, targets)
             out["negl"] = n["negl"]
@@ -103,9 +102,13 @@ def make_distill_criterion(
         A :class:`DistillCriterion`.
 
     Raises:
-        ConfigError: unknown strategy (lists valid names) or invalid strategy/NegL arguments.
+        ConfigError: ``cfg.mode`` is not offline, an unknown strategy (lists valid names) or invalid strategy/NegL
+            arguments.
         DataIntegrityError: logits of the wrong shape, misaligned with ``sample_ids``, or non-finite.
     """
+    if cfg.mode != "offline":
+        raise ConfigError(f"distill mode {cfg.mode!r} runs the teacher models; build it with "
+                          "make_online_distill_criterion (this builder takes precomputed logits)")  # fmt: skip
     arr = np.asarray(teacher_logits)
     _check_teacher_logits(arr, sample_ids, cfg.teachers)
     cls = STRATEGIES.get(cfg.strategy)

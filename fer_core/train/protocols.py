@@ -30,6 +30,9 @@ class Criterion(Protocol):
     dataset (and anything aligned to it, e.g. teacher logits joined by sample_id beforehand).
 
     Returns a dict of scalar tensors with key ``"loss"`` (what is optimised); other keys are logged as epoch means.
+
+    A criterion with a true ``wants_inputs`` attribute is called with ``inputs=`` the (augmented, normalised)
+    micro-batch ``x [B, C, H, W]`` on the device as well (online distillation scores it with its teachers).
     """
 
     def __call__(

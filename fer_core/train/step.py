@@ -117,7 +117,9 @@ class StepRunner:
             xb = x[sl].to(self.device, non_blocking=True)
             yb, ib = y[sl].to(self.device, non_blocking=True), idx[sl].to(self.device, non_blocking=True)
             logits = self._forward(xb, yb)
-            terms = self.criterion(logits, yb, ib, epoch)
+            # an online-distillation criterion scores the same augmented micro-batch with its teachers
+            wants = getattr(self.criterion, "wants_inputs", False)
+            terms = self.criterion(logits, yb, ib, epoch, inputs=xb) if wants else self.criterion(logits, yb, ib, epoch)
             loss = terms["loss"]
             if not math.isfinite(value := float(loss.detach())):
                 raise TrainingDivergedError(f"loss is {value}", gstep, epoch, ids[sl])
