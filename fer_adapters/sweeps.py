@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from ray import tune
 
 from fer_adapters.ray_cluster import ensure_ray
+from fer_core.errors import FerError
 from fer_spec.settings import Settings
 
 
@@ -51,7 +54,8 @@ def run_sweep(
         max_concurrent: cap on concurrent trials (0 = as resources allow).
 
     Raises:
-        RuntimeError: a trial still failed after its retries (names the trial and its error).
+        FerError: a trial refused its input (the trial's own error, raised once: a refusal is never retried).
+        RuntimeError: a trial still crashed after its retries (names the trial; chained to its error).
     """
     # Results go to MLflow and the returned rows: no per-trial CSV/JSON/TensorBoard loggers (they also warn on every
     # list-valued metric) and no experiment table on the terminal.
@@ -66,7 +70,7 @@ def run_sweep(
     storage = Path(settings.home) / "ray_results"
     storage.mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources or {"cpu": 1}),
+        tune.with_resources(_refusals_end_the_trial(trainable, metric, mode), resources or {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=metric,
@@ -83,10 +87,35 @@ def run_sweep(
         ),
     )
     grid = tuner.fit()
+    for r in grid:
+        if (r.metrics or {}).get(REFUSAL_KEY):
+            raise pickle.loads(base64.b64decode(r.metrics[REFUSAL_KEY]))  # the trial's FerError, as it was raised
     failed = [r for r in grid if r.error is not None]
     if failed:
         raise RuntimeError(
             f"{len(failed)} of {len(grid)} trials of sweep {name!r} failed after {max_failures} retries; "
             f"first: config={failed[0].config} error={failed[0].error!r}"
-        )
+        ) from failed[0].error
     return [{"config": r.config, "metrics": dict(r.metrics or {})} for r in grid]
+
+
+REFUSAL_KEY = "ferflow_refusal"
+
+
+def _refusals_end_the_trial(trainable: Callable[[dict[str, Any]], None], metric: str, mode: str) -> Callable:
+    """The trainable, except that a ``FerError`` ends its trial normally with the error as its last result.
+
+    Tune retries every failed trial ``max_failures`` times; a refusal of bad input fails the same way each time, so
+    it is reported once instead (with the worst value of ``metric``, which Tune requires) and re-raised by
+    :func:`run_sweep`.
+    """
+
+    def trial(config: dict[str, Any]) -> None:
+        try:
+            trainable(config)
+        except FerError as e:
+            worst = float("inf") if mode == "min" else float("-inf")
+            tune.report({metric: worst, REFUSAL_KEY: base64.b64encode(pickle.dumps(e)).decode("ascii")})
+
+    trial.__name__ = getattr(trainable, "__name__", "trial")
+    return trial

@@ -15,6 +15,7 @@ from prefect.artifacts import create_table_artifact
 from ray import tune
 
 from fer_adapters.sweeps import run_sweep
+from fer_core.errors import DataIntegrityError
 from fer_core.export.bundle import load_bundle, write_bundle
 from fer_core.realtime.replay import load_replay_log, replay_metrics
 from fer_core.realtime.stabilize import StabilizerConfig
@@ -55,6 +56,13 @@ def tune_stabilizer(bundle: str, logs: list[str], min_accuracy: float, alphas: l
     """Sweep, pick the least-jitter config above the accuracy floor, and rewrite the bundle with it as defaults."""
     model = load_bundle(bundle)
     replays = [load_replay_log(Path(log) / "frames.csv" if Path(log).is_dir() else log, model.classes) for log in logs]
+    unlabelled = [log for log, (_, _, y) in zip(logs, replays, strict=True) if not (y >= 0).any()]
+    if unlabelled:  # refused here, once: inside the sweep every trial would fail (and be retried) on it
+        raise DataIntegrityError(
+            "no frame of these logs carries an operator's true label, so no stabiliser can be scored; record with "
+            "the runner's label keys 1-7 (or a --keys-file) and give those logs",
+            [(log, "no labelled frame") for log in unlabelled],
+        )
     thresholds = list(model.calibration.thresholds) if model.calibration.thresholds else None
     data = {"grid": GRID, "logs": replays, "thresholds": thresholds, "min_accuracy": min_accuracy}
     results = run_sweep(tune.with_parameters(_evaluate_alpha, data=data), {"alpha": tune.grid_search(alphas)},

@@ -20,7 +20,7 @@ import onnxruntime as ort
 from pydantic import ValidationError
 
 from fer_core.config import FrozenModel
-from fer_core.errors import BundleError, FerError
+from fer_core.errors import BundleError, ConfigError, FerError, printable
 from fer_core.export.calibration import CalibrationSpec, calibrated_softmax, read_calibration
 from fer_core.export.session import make_session
 from fer_core.io import sha256_file
@@ -67,17 +67,20 @@ def write_bundle(
         spec: the preprocessing spec, stored as ``preprocess.json`` (every field written explicitly).
         model_card: Markdown text (see :func:`fer_core.export.model_card.render_model_card`).
         stabilizer: stabiliser defaults (``StabilizerConfig`` fields), stored as ``stabilizer.json``.
-        overwrite: replace an existing ``out_dir``; otherwise an existing non-empty folder is refused.
+        overwrite: replace an existing ``out_dir`` that is a bundle (see :func:`check_replaceable`); otherwise an
+            existing non-empty folder is refused.
 
     Returns:
         ``out_dir``.
 
     Raises:
         BundleError: ``out_dir`` exists, or the assembled bundle fails :func:`verify_bundle` (nothing is written).
+        ConfigError: ``out_dir`` holds files that are not a bundle's (never replaced, even with ``overwrite``).
     """
     dest = Path(out_dir)
     if dest.exists() and any(dest.iterdir()) and not overwrite:
         raise BundleError(f"{dest} already exists and is not empty; pass overwrite=True or choose another folder")
+    check_replaceable(dest)
     calib = read_calibration(calibration)
     payload: dict[str, bytes] = {
         "model.onnx": Path(onnx_path).read_bytes(),
@@ -111,15 +114,55 @@ def _validated_stabilizer(obj: dict[str, Any], model: type[FrozenModel]) -> dict
         raise BundleError(f"invalid stabiliser defaults: {e}") from e
 
 
+def check_replaceable(dest: str | os.PathLike[str], option: str = "the output folder") -> None:
+    """Refuse to let a bundle replace anything but nothing, an empty folder, or a bundle.
+
+    A folder counts as a bundle when its ``manifest.json`` is a bundle manifest and every entry in it is that manifest
+    or a file it lists (hashes may differ: a stale bundle may be replaced, someone's documents never).
+
+    Args:
+        dest: the folder a bundle is about to be written to.
+        option: how the user named it (e.g. ``--out``), for the message.
+
+    Raises:
+        ConfigError: ``dest`` is a file, or a folder holding anything a bundle does not.
+    """
+    path = Path(dest)
+    if not path.exists() and not path.is_symlink():
+        return
+    shown = printable(path)
+    if path.is_symlink() or not path.is_dir():
+        raise ConfigError(f"{option} {shown} is not a folder; give a new folder or one of ferflow's bundles")
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return
+    listed: set[str] = set()
+    try:
+        listed = set(BundleManifest.model_validate_json((path / MANIFEST).read_bytes()).files)
+    except (OSError, ValueError):
+        pass  # not a manifest: every entry below is foreign
+    foreign = [printable(n) for n in entries if (n != MANIFEST and n not in listed) or (path / n).is_dir()]
+    if MANIFEST not in entries or not listed or foreign:
+        shown_foreign = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(f"{option} {shown} is not a ferflow bundle (it holds {shown_foreign or 'no bundle manifest'}"
+                          "); it would be replaced, so nothing was written: give a new folder, or move those files "
+                          "away")  # fmt: skip
+
+
 def _swap_into_place(tmp: Path, dest: Path) -> None:
     if not dest.exists():
         os.replace(tmp, dest)
         return
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    # a fresh name for the old bundle: a fixed one (".NAME.old") could be someone's folder, deleted below
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
+    os.replace(dest, old / "bundle")
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        os.replace(old / "bundle", dest)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_json(path: Path) -> Any:
