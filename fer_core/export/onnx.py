@@ -14,6 +14,7 @@ from torch import nn
 from fer_core.errors import BundleError, ConfigError
 from fer_core.export.session import make_session
 from fer_core.io import atomic_path
+from fer_core.models.reparam import reparameterize
 from fer_core.preprocess import PreprocessSpec
 
 OUTPUT_NAME = "logits"
@@ -39,8 +40,10 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` (input ``[B, C, H, W]`` → logits ``[B, K]``) to ONNX, written atomically.
 
-    The model is switched to eval mode for the export and restored afterwards. The graph's input is named
-    ``spec.input_name`` with shape ``[batch, spec.channels, *spec.size]``; its output is named ``logits``.
+    The model is switched to eval mode for the export and restored afterwards. A model with fusion hooks (RepVGG /
+    MobileOne branches) is exported reparameterised (:func:`fer_core.models.reparam.reparameterize`, on a copy: the
+    caller's model is unchanged). The graph's input is named ``spec.input_name`` with shape
+    ``[batch, spec.channels, *spec.size]``; its output is named ``logits``.
 
     Args:
         model: the classifier; build it under ``timm.layers.set_layer_config(exportable=True)`` for timm models
@@ -60,8 +63,10 @@ def export_onnx(
     h, w = spec.size
     dummy = torch.zeros(2 if dynamic_batch else 1, spec.channels, h, w)
     was_training = model.training
+    source = model
     model.eval()
     try:
+        model = reparameterize(source)
         with torch.no_grad():
             out = model(dummy)
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
@@ -78,7 +83,7 @@ def export_onnx(
     except RuntimeError as e:
         raise ConfigError(f"ONNX export of {type(model).__name__} for input {tuple(dummy.shape)} failed: {e}") from e
     finally:
-        model.train(was_training)
+        source.train(was_training)
     return dest
 
 

@@ -5,11 +5,15 @@ feature map instead of ~2x2 (ResNet, EfficientNet, MobileNetV3) or 1x1 (ConvNeXt
 - ResNet: the stem max-pool is removed (total stride 32 -> 16); weights are unchanged.
 - EfficientNet / MobileNetV3: the stem convolution runs at stride 1 (32 -> 16); weights are unchanged.
 - ConvNeXt: the 4x4 patchify convolution runs at stride 2 with padding 1 (32 -> 16); weights are unchanged.
-Because no parameter changes shape, pretrained weights still load after the stem is adapted.
+- RepVGG / ByobNet (a single stem block): its stride-2 convolutions run at stride 1 (32 -> 16).
+Because no parameter changes shape, pretrained weights still load after the stem is adapted. Any other timm name is
+built as well; its stem adapter is found from its layout (:func:`stem_adapter`).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +42,49 @@ def _convnext_stem(m: nn.Module) -> None:
     conv = m.stem[0]
     conv.stride = (2, 2)
     conv.padding = (1, 1)
+
+
+def _block_stem(m: nn.Module) -> None:
+    for conv in m.stem.modules():
+        if isinstance(conv, nn.Conv2d) and tuple(conv.stride) == (2, 2):
+            conv.stride = (1, 1)
+
+
+def stem_adapter(name: str, backbone: nn.Module) -> StemAdapter:
+    """The small-input stem adapter of ``name``: the registered one, else one recognised from the layout.
+
+    Raises:
+        ConfigError: no adapter fits (the message names the supported layouts).
+    """
+    if name in BACKBONES:
+        return BACKBONES.get(name)
+    if isinstance(getattr(backbone, "maxpool", None), nn.MaxPool2d):
+        return _resnet_stem
+    if isinstance(getattr(backbone, "conv_stem", None), nn.Conv2d):
+        return _conv_stem
+    stem = getattr(backbone, "stem", None)
+    if isinstance(stem, nn.Sequential) and isinstance(stem[0], nn.Conv2d) and tuple(stem[0].stride) == (4, 4):
+        return _convnext_stem
+    if isinstance(stem, nn.Module) and not isinstance(stem, nn.Sequential):
+        if any(isinstance(c, nn.Conv2d) and tuple(c.stride) == (2, 2) for c in stem.modules()):
+            return _block_stem
+    raise ConfigError(
+        f"small_input_stem: no stem adapter for {name!r} ({type(backbone).__name__}); supported: a stem max-pool "
+        f"(ResNet), conv_stem (EfficientNet/MobileNet), a 4x4 patchify stem (ConvNeXt), a stem block (RepVGG); "
+        f"registered: {BACKBONES.names()}; or set small_input_stem: false"
+    )
+
+
+def check_timm_name(name: str) -> None:
+    """Raises ConfigError unless timm knows ``name`` (the message lists close names and the registered ones)."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=8, cutoff=0.6)
+    raise ConfigError(f"unknown backbone {name!r}: not a timm architecture; close timm names: {close}; "
+                      f"registered (small-input stems): {BACKBONES.names()}")  # fmt: skip
+
+
+_RESERVED = ("pretrained", "num_classes", "in_chans", "drop_rate", "features_only")
 
 
 _FAMILIES: dict[StemAdapter, tuple[str, ...]] = {
@@ -81,15 +128,30 @@ def create_backbone(cfg: ModelConfig) -> nn.Module:
     """The timm backbone alone (pooled features ``[B, D]``), stem adapted when ``cfg.small_input_stem``.
 
     Raises:
-        ConfigError: unknown backbone name (the message lists the valid names) or a missing weights file.
+        ConfigError: unknown backbone name (the message lists close and registered names), keyword arguments the
+            architecture does not take (its valid ones listed), no stem adapter, or a missing weights file.
     """
-    adapter = BACKBONES.get(cfg.name)
-    backbone = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=cfg.in_chans)
+    check_timm_name(cfg.name)
+    reserved = sorted(set(cfg.kwargs) & set(_RESERVED))
+    if reserved:
+        raise ConfigError(f"model.kwargs {reserved} are set by ferflow (ModelConfig fields or fixed); remove them")
+    try:
+        backbone = timm.create_model(cfg.name, pretrained=False, num_classes=0, in_chans=cfg.in_chans, **cfg.kwargs)
+    except TypeError as e:
+        valid = _valid_kwargs(cfg.name)
+        raise ConfigError(f"model {cfg.name!r} refuses kwargs {cfg.kwargs}: {e}; valid: {valid}") from e
     if cfg.small_input_stem:
-        adapter(backbone)
+        stem_adapter(cfg.name, backbone)(backbone)
     if cfg.pretrained_path:
         _load_local_weights(backbone, cfg.pretrained_path)
     return backbone
+
+
+def _valid_kwargs(name: str) -> list[str]:
+    """The keyword arguments of ``name``'s model class (from a default build)."""
+    cls = type(timm.create_model(name, pretrained=False, num_classes=0))
+    params = inspect.signature(cls.__init__).parameters
+    return sorted(p for p in params if p not in ("self", "args", "kwargs", *_RESERVED))
 
 
 def create_model(cfg: ModelConfig) -> FERModel:
@@ -102,6 +164,6 @@ def create_model(cfg: ModelConfig) -> FERModel:
         A :class:`FERModel` whose ``forward(x [B, C_in, H, W], labels=None)`` returns logits ``[B, num_classes]``.
 
     Raises:
-        ConfigError: unknown backbone (valid names listed) or a missing ``pretrained_path``.
+        ConfigError: as :func:`create_backbone`.
     """
     return FERModel(create_backbone(cfg), cfg)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -30,7 +30,9 @@ class ModelConfig(FrozenModel):
     """What :func:`fer_core.models.create_model` builds.
 
     Attributes:
-        name: a registered backbone (``fer_core.models.BACKBONES.names()``).
+        name: any timm architecture (``timm.list_models()``); ``small_input_stem`` needs a registered one
+            (``fer_core.models.BACKBONES``) or a recognised stem (ResNet-like max-pool, ``conv_stem``, patchify,
+            RepVGG/ByobNet).
         num_classes: output classes.
         in_chans: 1 (grey) or 3 (RGB).
         img_size: square input side in pixels (metadata and input checks; timm CNNs accept any size).
@@ -39,6 +41,8 @@ class ModelConfig(FrozenModel):
         small_input_stem: halve the stem's downsampling so 48-64 px inputs do not end as a ~2x2 feature map.
         drop_rate: dropout before the head.
         pretrained_path: a local weights file (timm backbone state_dict) loaded into the backbone; never downloaded.
+        kwargs: keyword arguments of the timm architecture (e.g. ResNet ``channels: [32, 64, 128, 256]`` for half
+            width, ``stem_type: deep``, ``drop_path_rate``); checked by :func:`fer_core.models.check_model_config`.
     """
 
     name: str
@@ -50,3 +54,4 @@ class ModelConfig(FrozenModel):
     small_input_stem: bool = False
     drop_rate: float = Field(0.0, ge=0, lt=1)
     pretrained_path: str | None = None
+    kwargs: dict[str, Any] = {}
