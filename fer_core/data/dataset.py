@@ -13,16 +13,17 @@ import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fer_core.config import FrozenModel
-from fer_core.errors import DataIntegrityError
+from fer_core.errors import ConfigError, DataIntegrityError
 from fer_core.preprocess import PreprocessSpec, crop_face, prepare_pixels
 from fer_core.taxonomy import CLASS_TO_INDEX, FER_CLASSES
 
@@ -32,7 +33,11 @@ class TrainAugment(FrozenModel):
 
     Attributes:
         flip: random horizontal flip (p = 0.5).
-        shift: largest translation as a fraction of the side (reflected border).
+        shift: largest translation as a fraction of the side (integer pixels, at least 1, when no rotation/zoom).
+        shift_px: largest integer translation in pixels instead of ``shift`` ("pad N + random crop": pad the image
+            by N pixels and crop a random window of the original size; no resampling); not with rotate/zoom.
+        shift_pad: how the integer shift fills the border: ``"reflect"`` (mirror, edge not repeated) or
+            ``"replicate"`` (the edge pixel repeated).
         rotate_deg: largest rotation in degrees (0 = none).
         scale: largest zoom change, factor in ``[1 - scale, 1 + scale]`` (0 = none).
         erase_p: probability of random erasing (a 2-20 % rectangle filled with noise).
@@ -45,6 +50,40 @@ class TrainAugment(FrozenModel):
     scale: float = Field(0.0, ge=0, lt=0.5)
     erase_p: float = Field(0.0, ge=0, le=1)
     jitter: float = Field(0.0, ge=0, lt=1)
+    shift_px: int | None = Field(None, ge=1, le=32)
+    shift_pad: Literal["reflect", "replicate"] = "reflect"
+
+    @model_validator(mode="after")
+    def _one_shift(self) -> TrainAugment:
+        if self.shift_px is None:
+            return self
+        if self.rotate_deg > 0 or self.scale > 0:
+            raise ConfigError(f"shift_px={self.shift_px} is an integer pad-and-crop; rotate_deg/scale warp "
+                              "bilinearly, shifted by `shift` (a fraction); drop shift_px or rotate/scale")  # fmt: skip
+        if "shift" in self.model_fields_set and self.shift > 0:
+            raise ConfigError(f"give shift ({self.shift}, a fraction) or shift_px ({self.shift_px} px), not both")
+        return self
+
+
+def shift_pad_px(cfg: TrainAugment, side: int) -> int:
+    """The integer shift's padding in pixels for images ``side`` pixels high (0: no integer shift).
+
+    ``shift_px`` when set, else ``max(1, int(side · shift))`` (0 when ``shift`` is 0 or a warp does the shift).
+    """
+    if cfg.rotate_deg > 0 or cfg.scale > 0:
+        return 0
+    if cfg.shift_px is not None:
+        return cfg.shift_px
+    return max(1, int(side * cfg.shift)) if cfg.shift > 0 else 0
+
+
+def pad_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """Source indices in ``[0, n)`` of padded positions ``i`` (``-n < i < 2n - 1``) for a ``reflect`` or
+    ``replicate`` border, as ``F.pad`` fills it."""
+    if mode == "replicate":
+        return i.clamp(0, n - 1)
+    i = i.abs()
+    return torch.where(i >= n, 2 * (n - 1) - i, i)
 
 
 class ArrayDataset:
@@ -113,8 +152,8 @@ class ArrayDataset:
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         if cfg.rotate_deg > 0 or cfg.scale > 0:
             x = _affine(x.float(), cfg, rng)
-        elif cfg.shift > 0:
-            x = _shift(x, cfg.shift, rng)
+        elif (pad := shift_pad_px(cfg, x.shape[2])) > 0:
+            x = _shift(x, pad, rng, cfg.shift_pad)
         if cfg.jitter == 0 and cfg.erase_p == 0:
             return _to_uint8(x)
         x = x.float()
@@ -152,17 +191,16 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.uint8 else x.round().clamp(0, 255).to(torch.uint8)
 
 
-def _shift(x: torch.Tensor, shift: float, rng: np.random.Generator) -> torch.Tensor:
-    """Integer translation up to ``shift``·side per axis with reflect padding, by gathering (no interpolation)."""
+def _shift(x: torch.Tensor, pad: int, rng: np.random.Generator, mode: str = "reflect") -> torch.Tensor:
+    """Integer translation by up to ``pad`` pixels per axis: pad ``pad`` (``reflect`` or ``replicate``) and crop a
+    random window of the original size, by gathering (no interpolation)."""
     b, _, h, w = x.shape
-    pad = max(1, int(h * shift))
-    xp = F.pad(x.float(), (pad, pad, pad, pad), mode="reflect")
     dy, dx = rng.integers(0, 2 * pad + 1, size=(2, b))
-    rows = (torch.arange(h).view(1, h) + torch.from_numpy(dy).view(b, 1)).view(b, 1, h, 1)
-    cols = (torch.arange(w).view(1, w) + torch.from_numpy(dx).view(b, 1)).view(b, 1, 1, w)
+    rows = pad_index(torch.arange(h).view(1, h) + torch.from_numpy(dy - pad).view(b, 1), h, mode).view(b, 1, h, 1)
+    cols = pad_index(torch.arange(w).view(1, w) + torch.from_numpy(dx - pad).view(b, 1), w, mode).view(b, 1, 1, w)
     bidx = torch.arange(b).view(b, 1, 1, 1)
     cidx = torch.arange(x.shape[1]).view(1, -1, 1, 1)
-    return xp[bidx, cidx, rows, cols].to(torch.uint8)
+    return x[bidx, cidx, rows, cols].to(torch.uint8)
 
 
 def _affine(x: torch.Tensor, cfg: TrainAugment, rng: np.random.Generator) -> torch.Tensor:
