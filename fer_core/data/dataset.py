@@ -1,8 +1,10 @@
-"""Training data: in-memory pixel arrays with vectorised batch assembly (the protocol the engine consumes).
+"""Training data: packed uint8 pixels with batches built on their device (the protocol the engine consumes).
 
-``get_batch`` assembles a whole batch at once (augmentation vectorised in torch), so the engine's data path costs
-close to nothing next to the model step. :func:`load_split` builds one from the dataset index, decoding every image
-of a split once; its eval path equals :func:`fer_core.preprocess.preprocess_face` on the same crop, bit for bit.
+``get_batch`` builds a whole batch where the pixels live (:mod:`fer_core.data.device_batches`; CPU or CUDA, the same
+code): index, augmentation, resize to the model's input size, normalisation. :func:`load_split` builds a dataset from
+the index, decoding every image of a split once at the preprocess size; its eval path at that size equals
+:func:`fer_core.preprocess.preprocess_face` on the same crop, bit for bit. :meth:`ArrayDataset.augment` is the host
+reference of the augmentation policy (tests and benchmarks compare the device path with it).
 """
 
 from __future__ import annotations
@@ -89,12 +91,17 @@ def pad_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
 class ArrayDataset:
     """Preprocessed uint8 pixels ``[N, H, W]`` or ``[N, H, W, C]`` with labels and sample ids.
 
+    The pixels are held packed (uint8 ``[N, C, h, w]``, the preprocess size) on :attr:`device`; :meth:`to` moves
+    them (once per device, shared by every view) and :meth:`for_input` sets the model's input size and channels, to
+    which each batch is resized on the device.
+
     Args:
         pixels: uint8 images already through :func:`fer_core.preprocess.prepare_pixels`.
         labels: class indices ``[N]``.
         sample_ids: content addresses, one per row (the join key for logits).
-        spec: the preprocessing spec (normalisation constants).
-        train_augment: what :meth:`augment` does (default: flip + shift).
+        spec: the preprocessing spec the pixels were made with (normalisation constants, stored size).
+        train_augment: the training augmentation policy (default: flip + shift).
+        device: where the pixels live and batches are built (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class ArrayDataset:
         sample_ids: Sequence[str],
         spec: PreprocessSpec,
         train_augment: TrainAugment | None = None,
+        device: str | torch.device = "cpu",
     ):
         if not (len(pixels) == len(labels) == len(sample_ids)):
             raise DataIntegrityError(
@@ -111,27 +119,88 @@ class ArrayDataset:
             )
         if pixels.dtype != np.uint8:
             raise DataIntegrityError(f"pixels must be uint8, got {pixels.dtype}")
-        self.spec = spec
+        self.stored_spec = self.spec = spec
         self.train_augment = train_augment or TrainAugment()
         px = pixels if pixels.ndim == 4 else pixels[..., None]
-        self._pixels = torch.from_numpy(np.ascontiguousarray(px.transpose(0, 3, 1, 2)))  # [N, C, H, W] uint8
         self.labels = np.asarray(labels, dtype=np.int64)
         self.sample_ids = list(sample_ids)
+        host = torch.from_numpy(np.ascontiguousarray(px.transpose(0, 3, 1, 2)))  # [N, C, H, W] uint8
+        # One copy per device, shared by every view (with_augment, for_input, to): a unit moving to CUDA uploads once.
+        self._copies: dict[str, tuple[torch.Tensor, torch.Tensor]] = {"cpu": (host, torch.tensor(self.labels))}
         self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._place(torch.device(device))
+
+    def _place(self, device: torch.device) -> None:
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        key = str(device)
+        if key not in self._copies:
+            host_px, host_y = self._copies["cpu"]
+            self._copies[key] = (host_px.to(device), host_y.to(device))
+        self._pixels, labels_dev = self._copies[key]
+        self._batcher = _batcher(self._pixels, labels_dev, self.spec)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @property
     def pixels(self) -> torch.Tensor:
-        """uint8 ``[N, C, H, W]``."""
+        """uint8 ``[N, C, h, w]`` at the stored size, on :attr:`device`."""
         return self._pixels
+
+    @property
+    def device(self) -> torch.device:
+        """Where the pixels live and batches are built."""
+        return self._pixels.device
 
     def with_augment(self, train_augment: TrainAugment) -> ArrayDataset:
         """The same rows (pixels shared, not copied) with another training augmentation."""
         view = copy.copy(self)
         view.train_augment = train_augment
+        return view
+
+    def to(self, device: str | torch.device) -> ArrayDataset:
+        """The same rows with the pixels on ``device`` (uploaded once per device, then shared); self if there."""
+        dev = torch.device(device)
+        if dev.type == self.device.type and (dev.index is None or dev.index == self.device.index):
+            return self
+        view = copy.copy(self)
+        view._place(dev)
+        return view
+
+    def for_input(self, size: int | tuple[int, int], channels: int | None = None,
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ArrayDataset:  # fmt: skip
+        """The same rows feeding a model of another input size or channel count: each batch is resized on the
+        device from the stored size with the spec's ``resize_interpolation`` (after the geometric augmentation, before
+        jitter and erasing), and grey is replicated to 3 channels. :attr:`spec` becomes the model-input spec (what a
+        bundle's ``preprocess.json`` declares); :attr:`stored_spec` keeps the stored one.
+
+        Args:
+            size: the model's input side (or ``(H, W)``).
+            channels: the model's input channels (default: as stored; 3 from grey replicates it).
+            mean: per-channel means of the input (default: the stored ones, repeated for replicated grey).
+            std: per-channel standard deviations (same default).
+
+        Raises:
+            ConfigError: channels that the stored pixels cannot give, or mean/std of the wrong length.
+        """
+        hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        base = self.stored_spec
+        ch = channels or base.channels
+        rep = ch // base.channels if ch % base.channels == 0 else 1
+        update = {"size": hw, "channels": ch, "color": "gray" if ch == 1 else "rgb",
+                  "mean": tuple(mean) if mean is not None else tuple(base.mean) * rep,
+                  "std": tuple(std) if std is not None else tuple(base.std) * rep}  # fmt: skip
+        try:
+            spec = PreprocessSpec.model_validate(base.model_dump() | update)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(
+                f"model input {hw} x {ch} channel(s) from stored {base.size} x {base.channels}: {e}"
+            ) from e
+        view = copy.copy(self)
+        view.spec = spec
+        view._batcher = _batcher(self._pixels, self._batcher.labels, spec)
         return view
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
@@ -140,8 +209,9 @@ class ArrayDataset:
         return (x - self._mean) / self._std
 
     def augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Random training augmentation of a uint8 ``[B, C, H, W]`` batch as configured by ``train_augment``.
+        """Random training augmentation of a uint8 ``[B, C, H, W]`` CPU batch as configured by ``train_augment``.
 
+        The host reference of the policy (``get_batch`` runs its device version, which draws the same parameters).
         Flip → shift (or one affine warp with rotation/zoom/shift) → brightness/contrast → random erasing; every
         step is one tensor op over the whole batch. Returns uint8 ``[B, C, H, W]``.
         """
@@ -178,13 +248,18 @@ class ArrayDataset:
             rng: random source for augmentation (required when ``train``).
 
         Returns:
-            ``x`` float32 ``[B, C, H, W]`` and ``y`` int64 ``[B]``.
+            ``x`` float32 ``[B, C_in, H, W]`` (the model-input size, see :meth:`for_input`) and ``y`` int64 ``[B]``,
+            both on :attr:`device`.
         """
-        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        x = self._pixels.index_select(0, idx)
-        if train:
-            x = self.augment(x, rng if rng is not None else np.random.default_rng())
-        return self.normalize(x), torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)])
+        if not train:
+            return self._batcher.build(indices)
+        return self._batcher.build(indices, self.train_augment, rng if rng is not None else np.random.default_rng())
+
+
+def _batcher(pixels: torch.Tensor, labels: torch.Tensor, spec: PreprocessSpec):  # -> DeviceBatcher
+    from fer_core.data.device_batches import DeviceBatcher  # it builds on this module's policy (TrainAugment)
+
+    return DeviceBatcher(pixels, labels, spec)
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
