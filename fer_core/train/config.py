@@ -42,7 +42,9 @@ class SmokeGates(FrozenModel):
 
 # Where and how fast a run executes, not what it computes: kept out of resume checks and content addresses, so moving a
 # unit to a bigger node (more threads) or another device reuses its finished work.
-RUNTIME_FIELDS: frozenset[str] = frozenset({"num_threads", "device"})
+# The device-loop fields (log_every, channels_last, compile) change how often the host looks and which kernels run,
+# not what is learned, so they belong here too.
+RUNTIME_FIELDS: frozenset[str] = frozenset({"num_threads", "device", "log_every", "channels_last", "compile"})
 
 
 class TrainConfig(FrozenModel):
@@ -74,6 +76,11 @@ class TrainConfig(FrozenModel):
         drop_last: drop a final partial batch (keeps BatchNorm away from size-1 batches).
         augment: the training augmentation (flip, shift, rotation, zoom, erasing, jitter), or None to keep the
             training data's own (an :class:`~fer_core.data.dataset.ArrayDataset` defaults to flip + shift).
+        log_every: the host reads losses, gradient norms and the finiteness checks every this many optimizer steps
+            (and at each ``grad_log_every`` step and epoch end); a divergence is still named by the step it happened
+            at. 1 reads every step and stops before the diverged step's update.
+        channels_last: NHWC model and inputs on CUDA (faster convolutions on tensor cores); ignored on CPU.
+        compile: run the training forward through ``torch.compile`` (first steps pay the compilation).
     """
 
     model: ModelConfig
@@ -98,6 +105,10 @@ class TrainConfig(FrozenModel):
     num_threads: int | None = Field(None, ge=1)
     drop_last: bool = False
     augment: TrainAugment | None = None
+    # The device loop (issue 22); all three are RUNTIME_FIELDS.
+    log_every: int = Field(50, ge=1)
+    channels_last: bool = True
+    compile: bool = False
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainConfig:

@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_core.config import FrozenModel
+from fer_core.data.device_batches import upload
 from fer_core.errors import CheckpointMismatchError, ConfigError, DataIntegrityError
 from fer_core.evaluate.metrics import classification_metrics
 from fer_core.io import sha256_json
@@ -38,7 +40,7 @@ from fer_core.train.optim import build_optimizer, build_scheduler
 from fer_core.train.predict import predict_logits
 from fer_core.train.protocols import Criterion, TrainData
 from fer_core.train.sampler import ClassBalancedBatchSampler
-from fer_core.train.step import FaultInjector, OptimizerFactory, RunnerFactory, StepRunner
+from fer_core.train.step import FaultInjector, OptimizerFactory, RunnerFactory, StepOutput, StepRunner, resolve_outputs
 
 log = logging.getLogger(__name__)
 CheckpointHook = Callable[[Path], None]
@@ -82,13 +84,15 @@ def _runtime(cfg: TrainConfig) -> Iterator[torch.device]:
         raise ConfigError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_warn, old_bench = torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    if device.type == "cuda":
+        # autotuned convolutions (fixed batch shapes) unless the run asks for repeatable kernels
+        torch.backends.cudnn.benchmark = not cfg.deterministic
     if cfg.deterministic:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.backends.cudnn.benchmark = False
         # warn_only: an op without a deterministic kernel (some CUDA backward passes) warns instead of aborting the
         # run; CPU training is bit-exact (tested).
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -97,6 +101,7 @@ def _runtime(cfg: TrainConfig) -> Iterator[torch.device]:
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.backends.cudnn.benchmark = old_bench
 
 
 def _seed_epoch(seed: int, epoch: int) -> None:
@@ -136,6 +141,21 @@ def _with_augment(data: TrainData, cfg: TrainConfig) -> TrainData:
     return data.with_augment(cfg.augment)
 
 
+def _for_run(data: TrainData, cfg: TrainConfig, device: torch.device) -> TrainData:
+    """The data as the model takes it, where the run computes.
+
+    Data that can (an :class:`~fer_core.data.dataset.ArrayDataset`) is given the model's input, ``model.img_size``
+    square × ``model.in_chans``, when its stored size differs (each batch is then resized on the device) and is moved
+    to the run's device (pixels uploaded once); other data is used as it is.
+    """
+    m = cfg.model
+    spec = getattr(data, "spec", None)
+    if hasattr(data, "for_input") and spec is not None and (tuple(spec.size), spec.channels) != (
+        (m.img_size, m.img_size), m.in_chans):  # fmt: skip
+        data = data.for_input(m.img_size, m.in_chans)
+    return data.to(device) if hasattr(data, "to") else data
+
+
 def _class_names(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if n == len(FER_CLASSES):
         return FER_CLASSES, MINORITY_CLASSES
@@ -173,6 +193,26 @@ def _run_config(cfg: TrainConfig, extra: dict[str, Any] | None) -> dict[str, Any
     return base | (extra or {})
 
 
+@dataclass
+class _Pending:
+    """A step whose outputs are not read back yet: its output, labels ``[B]``, batch number and global step."""
+
+    out: StepOutput
+    y: torch.Tensor
+    i: int
+    gstep: int
+
+
+@dataclass
+class _EpochSums:
+    """An epoch's running accounts: loss-term sums, gradient norms (all and since the last log) and pending steps."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    norms: list[float] = field(default_factory=list)
+    window: list[float] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+
+
 class _Run:
     """State of one training call (split out of :func:`train` to keep functions short)."""
 
@@ -182,7 +222,8 @@ class _Run:
                  optimizer_factory: OptimizerFactory, runner_factory: RunnerFactory,
                  extra_config: dict[str, Any] | None, on_checkpoint: CheckpointHook | None = None):  # fmt: skip
         n_classes = cfg.model.num_classes
-        train_data = _with_augment(train_data, cfg)
+        train_data = _for_run(_with_augment(train_data, cfg), cfg, device)
+        val_data = _for_run(val_data, cfg, device)
         _check_data(train_data, "train", n_classes)
         _check_data(val_data, "val", n_classes)
         self.cfg, self.train_data, self.val_data, self.sink = cfg, train_data, val_data, sink
@@ -191,6 +232,9 @@ class _Run:
         self.minority = minority
         _seed_epoch(cfg.seed, -1)  # the initial weights depend on the seed only
         self.model = (model if model is not None else create_model(cfg.model)).to(device)
+        channels_last = cfg.channels_last and device.type == "cuda"
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         counts = np.bincount(np.asarray(train_data.labels), minlength=n_classes)
         if criterion is None:
             criterion = LOSSES.get(cfg.loss.kind).from_config(cfg.loss, counts)
@@ -203,7 +247,8 @@ class _Run:
         self.runner = runner_factory(self.model, optimizer, scheduler, criterion, device,
                                      micro_batch=math.ceil(cfg.batch_size / cfg.accum_steps),
                                      clip_grad_norm=cfg.clip_grad_norm, amp_dtype=amp_dtype, scaler=scaler,
-                                     fault_injector=fault_injector)  # fmt: skip
+                                     fault_injector=fault_injector, defer=cfg.log_every > 1,
+                                     channels_last=channels_last, compile_model=cfg.compile)  # fmt: skip
         self.keeper = CheckpointKeeper(out_dir, cfg.topk)
         self.on_checkpoint = on_checkpoint
         self.tracker = ClassLossTracker(self.classes)
@@ -271,30 +316,25 @@ class _Run:
         if hasattr(self.model, "set_epoch"):
             self.model.set_epoch(epoch)
         rng = np.random.default_rng([cfg.seed, epoch, 1])
-        sums: dict[str, float] = {}
-        norms: list[float] = []
-        window: list[float] = []
-        n_img, t = 0, time.perf_counter()
+        acc = _EpochSums()
+        n_img, data_s, t = 0, 0.0, time.perf_counter()
         for i, rows in enumerate(_batches(cfg, self.train_data, epoch, cfg.model.num_classes)):
+            t_data = time.perf_counter()
             x, y = self._get_batch(rows, rng, epoch)
-            ids = [self.train_data.sample_ids[i] for i in rows]
-            out = self.runner.step(x, y, torch.from_numpy(np.asarray(rows, np.int64)), ids, epoch, self.gstep)
-            if math.isfinite(out.grad_norm):  # fp16 only: an inf norm is a step the GradScaler skipped
-                check_grad_gate(cfg.smoke, out.grad_norm, self.gstep)
-                norms.append(out.grad_norm)
-                window.append(out.grad_norm)
-            self.tracker.update(out.per_sample_ce, y)
-            for k, v in out.terms.items():
-                sums[k] = sums.get(k, 0.0) + v * len(rows)
-            if epoch == 0 and i < 5:  # the smoke gate's reference: mean loss of the first 5 steps
-                prev = self.initial_loss * i if i else 0.0
-                self.initial_loss = (prev + out.terms["loss"]) / (i + 1)
+            data_s += time.perf_counter() - t_data
+            ids = [self.train_data.sample_ids[r] for r in rows]
+            try:
+                out = self.runner.step(x, y, upload(np.asarray(rows, np.int64), self.device, torch.int64), ids,
+                                       epoch, self.gstep)  # fmt: skip
+            except Exception:
+                resolve_outputs([p.out for p in acc.pending])  # a step that diverged earlier is the cause: name it
+                raise
+            acc.pending.append(_Pending(out, y, i, self.gstep))
             n_img += len(rows)
             self.gstep += 1
-            if self.gstep % cfg.grad_log_every == 0:
-                lr = self.runner.optimizer.param_groups[0]["lr"]
-                self.sink.log_metrics({**norm_stats(window), "lr": lr}, step=self.gstep)
-                window = []
+            if self.gstep % cfg.log_every == 0 or self.gstep % cfg.grad_log_every == 0:
+                self._flush(acc, epoch)
+        self._flush(acc, epoch)
         extra = self.runner.end_epoch(epoch)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -302,8 +342,11 @@ class _Run:
         self.train_time, self.img_seen = self.train_time + dt, self.img_seen + n_img
         row = {"epoch": float(epoch), "lr": float(self.runner.optimizer.param_groups[0]["lr"]),
                "train/img_per_s": n_img / dt, "micro_batch": float(self.runner.micro_batch)}  # fmt: skip
-        row.update({f"train/{k}": v / n_img for k, v in sums.items()})
-        row.update(norm_stats(norms))
+        # host time building batches / epoch time (on CUDA an upper bound of the GPU's wait for data); a timing,
+        # so the sink gets it and the replayable history does not
+        self.sink.log_metrics({"train/data_frac": data_s / dt}, step=epoch)
+        row.update({f"train/{k}": v / n_img for k, v in acc.sums.items()})
+        row.update(norm_stats(acc.norms))
         row.update(extra)
         means, flags = self.tracker.end_epoch(epoch)
         row.update(means)
@@ -311,6 +354,34 @@ class _Run:
         for f in flags:
             self.sink.log_metrics({f"flag/loss_jump/{f['class']}": float(f["loss"])}, step=epoch)
         return row
+
+    def _flush(self, acc: _EpochSums, epoch: int) -> None:
+        """Read the pending steps back (one device sync) and account them in step order, as if read one by one:
+        divergence and gradient gates (naming the step), per-class losses, sums, gradient-norm logs."""
+        if not acc.pending:
+            return
+        pending, acc.pending = acc.pending, []
+        outs = resolve_outputs([p.out for p in pending])
+        ces = torch.cat([o.per_sample_ce.detach() for o in outs]).double().cpu()
+        ys = torch.cat([p.y for p in pending]).cpu()
+        start = 0
+        for p, out in zip(pending, outs, strict=True):
+            n = len(p.y)
+            if math.isfinite(out.grad_norm):  # fp16 only: an inf norm is a step the GradScaler skipped
+                check_grad_gate(self.cfg.smoke, out.grad_norm, p.gstep)
+                acc.norms.append(out.grad_norm)
+                acc.window.append(out.grad_norm)
+            self.tracker.update(ces[start : start + n], ys[start : start + n])
+            start += n
+            for k, v in out.terms.items():
+                acc.sums[k] = acc.sums.get(k, 0.0) + v * n
+            if epoch == 0 and p.i < 5:  # the smoke gate's reference: mean loss of the first 5 steps
+                prev = self.initial_loss * p.i if p.i else 0.0
+                self.initial_loss = (prev + out.terms["loss"]) / (p.i + 1)
+            if (p.gstep + 1) % self.cfg.grad_log_every == 0:  # flushed at this step: lr is still that step's
+                lr = self.runner.optimizer.param_groups[0]["lr"]
+                self.sink.log_metrics({**norm_stats(acc.window), "lr": lr}, step=p.gstep + 1)
+                acc.window = []
 
     def _validate(self) -> dict[str, float]:
         logits = predict_logits(self.model, self.val_data, self.cfg.batch_size, str(self.device))
