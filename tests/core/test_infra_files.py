@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -111,7 +112,8 @@ def test_local_stack_and_compose_export_the_same_client_variables(compose, defau
 
 
 def test_ferflow_variables_in_infra_are_read_by_the_code(compose, k8s):
-    code = "".join(p.read_text() for d in ("tasks", "ferflow", "flows") for p in (REPO / d).rglob("*.py"))
+    packages = ("tasks", "ferflow", "flows", "fer_spec", "fer_adapters")  # settings and adapters moved (issue 20)
+    code = "".join(p.read_text() for d in packages for p in (REPO / d).rglob("*.py"))
     config = next(d for d in k8s if d["kind"] == "ConfigMap")
     names = set(compose["services"]["worker-cpu"]["environment"]) | set(config["data"])
     unread = sorted(n for n in names if n.startswith("FERFLOW_") and n not in code)
@@ -175,3 +177,92 @@ def test_gpu_template_renders_a_job_with_a_gpu_limit(template, k8s):
     refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
     defined = {d["metadata"]["name"] for d in k8s if d["kind"] in ("ConfigMap", "Secret")}
     assert refs <= defined
+
+
+# Shared nothing (issue 20): every ferflow process reads and writes the artifact store on S3; no disk is shared.
+COMPOSE_FERFLOW = ("worker-cpu", "worker-gpu", "ray-head", "ray-gpu-worker", "ray-cpu-worker")
+S3_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def _named_volumes(service: dict, top_level: dict) -> dict[str, str]:
+    """named volume -> mount path for a compose service (short syntax ``name:/path`` or long syntax)."""
+    out = {}
+    for v in service.get("volumes", []):
+        source, target = (v.split(":")[:2] if isinstance(v, str) else (v.get("source"), v.get("target")))
+        if source in top_level:
+            out[source] = target
+    return out
+
+
+def test_compose_shares_no_volume_between_prefect_and_ray_workers(compose):
+    services, volumes = compose["services"], compose.get("volumes") or {}
+    assert set(COMPOSE_FERFLOW) <= set(services)
+    mounts = {name: _named_volumes(services[name], volumes) for name in COMPOSE_FERFLOW}
+    for name, named in mounts.items():
+        home = services[name]["environment"]["FERFLOW_HOME"]
+        assert home not in named.values(), f"{name} mounts a named volume at its FERFLOW_HOME {home}"
+    for a, b in itertools.combinations(COMPOSE_FERFLOW, 2):
+        assert not set(mounts[a]) & set(mounts[b]), f"{a} and {b} share the volume(s) {set(mounts[a]) & set(mounts[b])}"
+    assert "ferflow-home" not in volumes
+
+
+def _minio_bucket(compose: dict) -> str:
+    return compose["services"]["minio-init"]["environment"]["FERFLOW_BUCKET"]
+
+
+def test_compose_points_every_ferflow_service_at_the_store_on_minio(compose):
+    services = compose["services"]
+    bucket = re.fullmatch(r"\$\{FERFLOW_BUCKET:-(\w+)\}", _minio_bucket(compose)).group(1)
+    minio_port = int(services["minio"]["ports"][0].rsplit(":", 1)[1])
+    minio_user = services["minio"]["environment"]["MINIO_ROOT_USER"]
+    for name in COMPOSE_FERFLOW:
+        env = services[name]["environment"]
+        store = env.get("FERFLOW_STORE", "")
+        assert re.fullmatch(rf"s3://\$\{{FERFLOW_BUCKET:-{bucket}\}}/\w+", store), f"{name}: FERFLOW_STORE={store!r}"
+        assert set(S3_VARS) <= set(env), f"{name} lacks {set(S3_VARS) - set(env)}"
+        assert env["AWS_ENDPOINT_URL"] == f"http://minio:{minio_port}", name
+        assert env["AWS_ACCESS_KEY_ID"] == minio_user, f"{name} does not use MinIO's user"
+        assert "MINIO_ROOT_PASSWORD" in env["AWS_SECRET_ACCESS_KEY"], f"{name} does not use MinIO's password"
+        if name != "ray-head":  # the head runs no units (--num-cpus=0)
+            assert services[name]["depends_on"]["minio-init"] == {"condition": "service_completed_successfully"}
+    assert "mc mb" in " ".join(services["minio-init"]["command"])
+
+
+def _pods(k8s: list[dict]) -> dict[str, dict]:
+    """Every ferflow pod spec (Ray head, each Ray worker group, each Prefect worker) by a readable name."""
+    cluster = next(d for d in k8s if d["kind"] == "RayCluster")
+    pods = {"ray-head": cluster["spec"]["headGroupSpec"]["template"]["spec"]}
+    pods |= {f"ray-{g['groupName']}": g["template"]["spec"] for g in cluster["spec"]["workerGroupSpecs"]}
+    pods |= {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in k8s
+             if d["kind"] == "Deployment" and d["metadata"]["name"].startswith("prefect-worker")}  # fmt: skip
+    return pods
+
+
+def test_k8s_points_every_ferflow_pod_at_the_store_with_secret_credentials(k8s):
+    config = next(d for d in k8s if d["kind"] == "ConfigMap")["data"]
+    secret = next(d for d in k8s if d["kind"] == "Secret")
+    assert config["FERFLOW_STORE"].startswith("s3://") and config["AWS_ENDPOINT_URL"].startswith("http")
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(secret["stringData"])
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(config), "credentials belong in the Secret"
+    pods = _pods(k8s)
+    assert {"ray-head", "ray-gpu", "ray-cpu", "prefect-worker-cpu", "prefect-worker-gpu"} <= set(pods)
+    for name, pod in pods.items():
+        for c in pod["containers"]:
+            refs = {(kind, ref["name"]) for r in c.get("envFrom", []) for kind, ref in r.items()}
+            assert {("configMapRef", "ferflow-env"), ("secretRef", "ferflow-secrets")} <= refs, (name, refs)
+    minio = next(d for d in k8s if d["kind"] == "Service" and d["metadata"]["name"] == "minio")
+    host, port = config["AWS_ENDPOINT_URL"].removeprefix("http://").split(":")
+    assert host.split(".")[0] == "minio" and int(port) in {p["port"] for p in minio["spec"]["ports"]}
+    bucket_job = next(d for d in k8s if d["kind"] == "Job")
+    assert "mc mb" in " ".join(bucket_job["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_k8s_ferflow_home_is_each_pods_own_empty_dir(k8s):
+    home = next(d for d in k8s if d["kind"] == "ConfigMap")["data"]["FERFLOW_HOME"]
+    for name, pod in _pods(k8s).items():
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        shared = [v for v in volumes.values() if set(v) & {"persistentVolumeClaim", "hostPath", "nfs", "csi"}]
+        assert not shared, f"{name} mounts a disk another pod may share: {shared}"
+        for c in pod["containers"]:
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            assert home in mounts and "emptyDir" in volumes[mounts[home]], f"{name}: FERFLOW_HOME is not an emptyDir"
