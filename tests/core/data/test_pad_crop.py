@@ -69,3 +69,11 @@ def test_pad_size_rule_and_refusals():
         TrainAugment(shift_pad="zeros")
     assert pad_index(torch.tensor([-2, -1, 0, 3, 4]), 4, "replicate").tolist() == [0, 0, 0, 3, 3]
     assert pad_index(torch.tensor([-2, -1, 0, 3, 4]), 4, "reflect").tolist() == [2, 1, 0, 3, 2]
+
+
+def test_get_batch_device_path_equals_the_host_reference_for_replicate_pad_crop():
+    px = np.random.default_rng(1).integers(0, 256, (6, 16, 16), dtype=np.uint8)
+    aug = TrainAugment(flip=True, shift_px=4, shift_pad="replicate")
+    ds = ArrayDataset(px, np.arange(6) % 7, [f"s{i}" for i in range(6)], PreprocessSpec(size=(16, 16)), aug)
+    x, _ = ds.get_batch(np.arange(6), train=True, rng=np.random.default_rng(3))
+    assert torch.equal(x, ds.normalize(ds.augment(torch.from_numpy(px[:, None]), np.random.default_rng(3))))
