@@ -10,15 +10,19 @@ import threading
 import ray
 
 from fer_core.errors import ServerUnreachableError
+from fer_adapters.store import Store
 from fer_spec.settings import Settings
 
 # Variables a unit needs on whatever node it lands: where ferflow keeps state and which servers it talks to.
+# FERFLOW_HOME is not among them: on a node it is that node's own cache.
 FORWARDED_ENV = (
-    "FERFLOW_HOME",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "FERFLOW_ARTIFACTS",
 )
@@ -40,7 +44,7 @@ def forwarded_env(settings: Settings) -> dict[str, str]:
 
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     env["FERFLOW_CODE_VERSION"] = code_version_of_checkout()
-    env.setdefault("FERFLOW_HOME", str(settings.home))
+    env["FERFLOW_STORE"] = Store(settings.store, settings.home).uri  # resolved: a node's own home never changes it
     env.setdefault("MLFLOW_TRACKING_URI", settings.tracking_uri)
     return env
 

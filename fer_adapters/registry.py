@@ -21,6 +21,7 @@ from fer_adapters.tracking import EXPERIMENT
 from fer_core.errors import MissingUpstreamError
 from fer_core.export.gates import Baselines, GateVerdict, PromotionGates, baselines, check_promotion
 from fer_core.taxonomy import FER_CLASSES
+from fer_spec.results import CalibratedStudent
 
 SOURCE_TAG = "ferflow.source_run"
 HISTORY_TAG = "ferflow.alias_history"
@@ -76,62 +77,43 @@ def validation_baselines(index: pd.DataFrame) -> Baselines:
     return baselines([int(counts.get(c, 0)) for c in FER_CLASSES], FER_CLASSES)
 
 
-def calibrated_runs(index_sha256: str) -> pd.DataFrame:
-    """Every finished student (``distill``) run of this index that the calibrate stage has logged into."""
-    return mlflow.search_runs(
-        experiment_names=[EXPERIMENT],
-        filter_string=(
-            "tags.`ferflow.stage` = 'distill' and attributes.status = 'FINISHED' "
-            f"and tags.`ferflow.dataset_sha256` = '{index_sha256}' and metrics.`val_after/ece_15` >= 0"
-        ),
-        output_format="pandas",
-    )
-
-
-def _metric(row: pd.Series, key: str) -> float:
-    v = row.get(f"metrics.{key}")
-    return float(v) if v is not None and v == v else float("nan")
-
-
-def _candidate(row: pd.Series, gates: PromotionGates, base: Baselines) -> Candidate:
+def candidate_of(cal: CalibratedStudent, gates: PromotionGates, base: Baselines) -> Candidate:
+    """A calibrated student (the typed result of the calibrate stage) judged on its validation metrics."""
     val = {
-        "macro_f1": _metric(row, "val_after/macro_f1"),
-        "accuracy": _metric(row, "val_after/accuracy"),
-        "ece": _metric(row, "val_after/ece_15"),
-        "ece_before": _metric(row, "val_before/ece_15"),
-        "nll": _metric(row, "val_after/nll"),
+        "macro_f1": cal.val_after.get("macro_f1", float("nan")),
+        "accuracy": cal.val_after.get("accuracy", float("nan")),
+        "ece": cal.val_after.get("ece_15", float("nan")),
+        "ece_before": cal.val_before.get("ece_15", float("nan")),
+        "nll": cal.val_after.get("nll", float("nan")),
     }
     heldout = {
-        "macro_f1": _metric(row, "after/macro_f1"),
-        "accuracy": _metric(row, "after/accuracy"),
-        "ece_before": _metric(row, "before/ece_15"),
-        "ece_after": _metric(row, "after/ece_15"),
+        "macro_f1": cal.after.get("macro_f1", float("nan")),
+        "accuracy": cal.after.get("accuracy", float("nan")),
+        "ece_before": cal.before.get("ece_15", float("nan")),
+        "ece_after": cal.after.get("ece_15", float("nan")),
     }
-    temperature = _metric(row, "calibration/temperature")
     note = ""
-    if _metric(row, "calibration/fell_back") == 1.0:
-        note = (f"temperature scaling at the fitted T = {_metric(row, 'calibration/fitted_temperature'):.3f} made "
-                "validation ECE worse, so the bundle uses T = 1 (raw logits)")  # fmt: skip
-    name = str(row.get("tags.mlflow.runName") or row["run_id"])
-    return Candidate(row["run_id"], name, val, heldout, temperature, check_promotion(val, gates, base), note)
+    if cal.fell_back:
+        note = (f"temperature scaling at the fitted T = {cal.fitted_temperature:.3f} made validation ECE worse, so "
+                "the bundle uses T = 1 (raw logits)")  # fmt: skip
+    s = cal.student
+    return Candidate(s.mlflow_run_id, s.name, val, heldout, cal.temperature, check_promotion(val, gates, base), note)
 
 
-def select_candidate(index_sha256: str, gates: PromotionGates, base: Baselines) -> tuple[Candidate, list[Candidate]]:
-    """The best calibrated student of this index by validation metrics, and every candidate ranked.
+def select_candidate(
+    calibrated: list[CalibratedStudent], gates: PromotionGates, base: Baselines
+) -> tuple[Candidate, list[Candidate]]:
+    """The best of exactly these calibrated students by validation metrics, and all of them ranked.
 
     Ranking: candidates that pass the gates first, then validation macro-F1 (higher), calibrated validation ECE and
     NLL (lower). The best may fail the gates: it is then packaged and registered but never given an alias.
 
     Raises:
-        MissingUpstreamError: no calibrated student run exists for this index (run the calibrate stage first).
+        MissingUpstreamError: no candidate was given (run the calibrate stage first).
     """
-    runs = calibrated_runs(index_sha256)
-    if runs.empty:
-        raise MissingUpstreamError(
-            f"no calibrated student run for dataset index {index_sha256[:12]} in MLflow experiment {EXPERIMENT!r}; "
-            "run the distill and calibrate stages first"
-        )
-    cands = [_candidate(row, gates, base) for _, row in runs.iterrows()]
+    if not calibrated:
+        raise MissingUpstreamError("no calibrated student to package; run the distill and calibrate stages first")
+    cands = [candidate_of(c, gates, base) for c in calibrated]
 
     def key(c: Candidate) -> tuple:
         f1, ece, nll = (np.nan_to_num(c.val[k], nan=v) for k, v in (("macro_f1", -1.0), ("ece", 9.0), ("nll", 99.0)))

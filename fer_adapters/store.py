@@ -314,7 +314,7 @@ class Store:
             if not path.is_file():
                 data = self.get_bytes(key)
                 if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-                    raise IntegrityMismatchError(f"{self.url(key)} does not hash to {sha256}; the store copy is damaged")
+                    raise IntegrityMismatchError(f"{self.url(key)} does not hash to {sha256}: damaged in the store")
                 with atomic_path(path) as tmp:
                     Path(tmp).write_bytes(data)
                 return path

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 from ray import tune
 
 from fer_adapters.ray_cluster import ensure_ray
 from fer_core.errors import FerError
-from fer_spec.settings import Settings
+from fer_adapters.store import Store
 
 
 class _NoMissingResultFiles(logging.Filter):
@@ -44,7 +45,7 @@ def run_sweep(
     Args:
         trainable: function trainable reporting with ``tune.report``.
         param_space: Tune search space (``tune.grid_search`` etc.).
-        name: experiment name (folder under ``$FERFLOW_HOME/ray_results``).
+        name: experiment name (folder under ``ray_results/`` in the artifact store).
         metric: the metric trials are ranked by.
         mode: ``"max"`` or ``"min"``.
         resources: per-trial resources, e.g. ``{"cpu": 1}`` here or ``{"gpu": 1}`` on GPU workers.
@@ -66,9 +67,12 @@ def run_sweep(
     if not any(isinstance(f, _NoMissingResultFiles) for f in analysis_log.filters):
         analysis_log.addFilter(_NoMissingResultFiles())
     ensure_ray()
-    settings = Settings.from_env()
-    storage = Path(settings.home) / "ray_results"
-    storage.mkdir(parents=True, exist_ok=True)
+    # Tune's experiment state and trial checkpoints live in the artifact store, so a trial restored on another node
+    # finds them (a local storage_path works on one node only).
+    fs, root = Store.from_env().filesystem()
+    storage = f"{root}/ray_results"
+    if isinstance(fs, pafs.LocalFileSystem):
+        Path(storage).mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
         tune.with_resources(_refusals_end_the_trial(trainable, metric, mode), resources or {"cpu": 1}),
         param_space=param_space,
@@ -81,7 +85,8 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=storage,
+            storage_filesystem=fs,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             verbose=0,
         ),

@@ -24,7 +24,6 @@ from fer_core.preprocess import PreprocessSpec
 from fer_core.realtime.stabilize import StabilizerConfig
 from fer_core.train.config import TrainConfig
 
-
 MAX_SEED = 2**32 - 1  # numpy's and Ray's seeds are unsigned 32-bit
 
 
@@ -261,14 +260,17 @@ def validate_profile(cfg: PipelineConfig) -> None:
         ConfigError: every problem found, one per line, each naming the field and the valid values.
     """
     from fer_core.distill.strategies import STRATEGIES
-    from fer_core.models.backbones import BACKBONES
+    from fer_core.losses import DISTILL_LOSSES
+    from fer_core.models import check_model_config
 
     problems: list[str] = []
-    models = [(f"teachers.teachers[{t.name}].train.model.name", t.train.model.name) for t in cfg.teachers.teachers]
-    models.append(("student.train.model.name", cfg.student.train.model.name))
-    for where, name in models:
-        if name not in BACKBONES:
-            problems.append(f"{where}: unknown backbone {name!r}; registered: {BACKBONES.names()}")
+    models = [(f"teachers.teachers[{t.name}].train.model", t.train.model) for t in cfg.teachers.teachers]
+    models.append(("student.train.model", cfg.student.train.model))
+    for where, model in models:  # built at the profile's input size: a bad name or keyword fails here, not in a unit
+        try:
+            check_model_config(model, where)
+        except ConfigError as e:
+            problems.append(str(e))
     teacher_names = [t.name for t in cfg.teachers.teachers]
     if len(set(teacher_names)) != len(teacher_names):
         problems.append(f"teachers.teachers: duplicate teacher names {teacher_names}")
@@ -278,9 +280,10 @@ def validate_profile(cfg: PipelineConfig) -> None:
     strategies = {cfg.student.distill.strategy, *cfg.student.sweep.strategies}
     for st in sorted(strategies - set(STRATEGIES.names())):
         problems.append(f"distillation strategy {st!r} is unknown; registered: {STRATEGIES.names()}")
-    bad_losses = set(cfg.student.sweep.losses) - {"ce", "kd", "dkd"}
+    valid_losses = sorted({"ce", *DISTILL_LOSSES.names()})
+    bad_losses = set(cfg.student.sweep.losses) - set(valid_losses)
     if bad_losses:
-        problems.append(f"student.sweep.losses: {sorted(bad_losses)} unknown; valid: ['ce', 'dkd', 'kd']")
+        problems.append(f"student.sweep.losses: {sorted(bad_losses)} unknown; valid: {valid_losses}")
     problems += _seed_problems(cfg)
     for i, src in enumerate(cfg.data.ingest.sources):
         path = Path(src.path)

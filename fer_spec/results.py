@@ -1,20 +1,16 @@
-"""Typed stage results: what one stage hands the next (paths and content hashes, never arrays or models).
+"""Typed stage results: what one stage hands the next (store keys and content hashes, never arrays or models).
 
-Every unit writes its result as ``result.json`` into its content-addressed run folder (:func:`save_result`), so a
-stage run on its own finds its upstream results by recomputing the folder from its inputs (:func:`find_result`)
-instead of asking the upstream flow to run.
+Every unit commits its result as ``result.json`` into its content-addressed run folder in the artifact store
+(``fer_adapters.run_store``), so a stage run on its own finds its upstream results by recomputing those keys from its
+inputs instead of asking the upstream flow to run. Fields named ``checkpoint``, ``logits``, ``out_dir``,
+``calibration_json``, ``grid_csv`` and ``pack`` are store keys; ``index_path`` and ``bundle`` are the driver's files.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from fer_core.io import atomic_write_json, read_json
-
-RESULT_NAME = "result.json"
 
 
 class StageResult(BaseModel):
@@ -32,6 +28,7 @@ class IndexRef(StageResult):
     report_json: str
     balance_png: str
     published_index: str | None = None
+    pack: str | None = Field(None, description="store prefix of the decoded images packed for the profile's input")
 
 
 class UnitRun(StageResult):
@@ -49,6 +46,7 @@ class UnitRun(StageResult):
     class_f1: list[float]
     out_dir: str
     worker_node: str = ""
+    start_epoch: int = 0
 
 
 class TeacherRun(UnitRun):
@@ -104,6 +102,10 @@ class CalibratedStudent(StageResult):
     abstention: list[dict[str, Any]] = Field(default_factory=list)
     test_split: str = "test"
     warnings: list[str] = Field(default_factory=list)
+    val_before: dict[str, float] = Field(default_factory=dict, description="validation metrics at T = 1")
+    val_after: dict[str, float] = Field(default_factory=dict, description="validation metrics at the written T")
+    fitted_temperature: float = 1.0
+    fell_back: bool = False
 
 
 class BundleRef(StageResult):
@@ -116,6 +118,7 @@ class BundleRef(StageResult):
     candidate_run: str
     package_run: str | None = None
     published_bundle: str | None = None
+    bundle_key: str | None = Field(None, description="store prefix of the bundle (bundles/<manifest sha256>)")
     details: dict[str, Any] = Field(default_factory=dict, description="export figures: parity, INT8, ...")
 
 
@@ -129,20 +132,3 @@ class PipelineResult(StageResult):
     students: StudentsResult
     calibrated: list[CalibratedStudent]
     bundle: BundleRef
-
-
-R = TypeVar("R", bound=StageResult)
-
-
-def save_result(out_dir: str | Path, result: R) -> R:
-    """Write ``result`` as the run folder's ``result.json`` (atomically: a crashed unit leaves none)."""
-    atomic_write_json(Path(out_dir) / RESULT_NAME, result.model_dump(mode="json"))
-    return result
-
-
-def find_result(out_dir: str | Path, model: type[R]) -> R | None:
-    """The result a finished unit left in ``out_dir``, or None when that unit has not finished there."""
-    path = Path(out_dir) / RESULT_NAME
-    if not path.is_file():
-        return None
-    return model.model_validate(read_json(path))

@@ -17,8 +17,8 @@ class Settings(BaseModel):
     ports ``FERFLOW_PREFECT_PORT`` (4200), ``FERFLOW_MLFLOW_PORT`` (5000), ``FERFLOW_RAY_PORT`` (6379),
     ``FERFLOW_RAY_DASHBOARD_PORT`` (8265), and ``FERFLOW_ARTIFACTS`` (MLflow artifact root for the stack; local
     folder or ``s3://bucket/prefix``), ``FERFLOW_STORE`` (the artifact store every unit and stage reads and writes:
-    a local folder, default ``$FERFLOW_HOME/store``, or ``s3://bucket/prefix``; ``FERFLOW_HOME`` on a node is then only a
-    cache and server state). Local stack only: ``FERFLOW_RAY_AUTH_MODE`` (``token`` default: the Ray head
+    a local folder, default ``$FERFLOW_HOME/store``, or ``s3://bucket/prefix``; ``FERFLOW_HOME`` on a node is then only
+    a cache and server state). Local stack only: ``FERFLOW_RAY_AUTH_MODE`` (``token`` default: the Ray head
     requires a token kept in the home; ``disabled``: no auth) and ``FERFLOW_RAY_NUM_CPUS`` (2).
     """
 

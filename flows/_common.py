@@ -1,29 +1,45 @@
-"""What every stage flow shares: parameters, run names, the output root and finding upstream results by hash.
+"""What every stage flow shares: the profile parameters, run names, and finding upstream results in the store.
 
-A stage run on its own never runs its upstream stage: it recomputes the content-addressed folders its inputs would
-be in (from the profile and the upstream results' hashes) and fails at once, naming the stage to run, when one is
-missing.
+``pipeline`` hands each stage the typed results of the stages before it. A stage run on its own (a deployment, a
+command) never runs its upstream stage: it recomputes the store keys its inputs would be under (from the profile and
+the upstream results' hashes) and fails at once, naming the stage to run, when one is missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar, get_args
 
 from prefect.runtime import flow_run
 
 from fer_core.errors import MissingUpstreamError
-from fer_spec.profile import PipelineConfig, effective_ingest
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides, profile_path, resolve_profile
 from fer_spec.results import CalibratedStudent, EnsembleResult, IndexRef, StudentRun, TeacherRun
-from fer_spec.settings import Settings
 
 # The lookups import their task modules when called: a stage command (``ferflow ingest``) imports only its own.
 
+F = TypeVar("F", bound=Callable)
 
-def out_root() -> str:
-    """Run outputs live under ``$FERFLOW_HOME/runs`` in content-addressed folders."""
-    root = Settings.from_env().home / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root)
+PROFILE_ARGS = """
+        profile: The shipped profile to run (configs/PROFILE.yaml).
+        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
+        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply)."""
+UPSTREAM_ARGS = """
+        Upstream results (index, teachers, ensemble, students, calibrated): what the pipeline hands over; left
+            empty, they are looked up in the artifact store by content hash."""
+
+
+def stage_flow(fn: F) -> F:
+    """Give a stage flow the shared ``Args:`` lines of its profile and upstream parameters (the UI shows them)."""
+    doc = (fn.__doc__ or "").rstrip()
+    extra = PROFILE_ARGS + (UPSTREAM_ARGS if "index" in fn.__code__.co_varnames[: fn.__code__.co_argcount] else "")
+    fn.__doc__ = doc.replace("    Args:", "    Args:" + extra, 1) if "Args:" in doc else f"{doc}\n\n    Args:{extra}\n"
+    return fn
+
+
+def stage_config(profile: str, overrides: RunOverrides | None, config: PipelineConfig | None) -> PipelineConfig:
+    """The profile a stage runs, validated whole before anything runs."""
+    return resolve_profile(profile, overrides, config)
 
 
 def run_name(stage: str) -> Callable[[], str]:
@@ -44,55 +60,69 @@ def run_name(stage: str) -> Callable[[], str]:
 
 
 def _missing(stage: str, what: str, cfg: PipelineConfig) -> MissingUpstreamError:
+    shipped = profile_path(cfg.name) if cfg.name in get_args(Profile) else None
+    where = f"configs/{shipped.name}" if shipped is not None else "the same profile file"
+    command = "ingest" if stage == "ingest" else stage.replace("_", "-")
     return MissingUpstreamError(
-        f"stage {stage!r} has not run for profile {cfg.name!r}: {what} is missing. "
-        f"Run `ferflow {stage.replace('_', '-')} -c <profile>` (or the `pipeline`) first"
+        f"stage {stage!r} has not run for profile {cfg.name!r}: {what} is missing from the artifact store. "
+        f"Run `ferflow {command} -c {where}` (or `ferflow pipeline -c {where}`) with the same FERFLOW_STORE first"
     )
 
 
-def require_index(cfg: PipelineConfig) -> IndexRef:
-    """The ingested index of this profile (verified against its manifest and files)."""
-    from tasks.data import existing_index
+def require_index(cfg: PipelineConfig, index: IndexRef | None = None) -> IndexRef:
+    """The profile's published dataset (the pipeline's, or the ingest stage's result in the store)."""
+    if index is not None:
+        return index
+    from tasks.publish import find_ingested
 
-    index = existing_index.fn(effective_ingest(cfg), strict=True)  # damaged: say so, not "has not run"
-    if index is None:
-        raise _missing("ingest", "the dataset index", cfg)
-    return index
+    found = find_ingested(cfg)
+    if found is None:
+        raise _missing("ingest", "the published dataset", cfg)
+    return found
 
 
-def require_teachers(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
+def require_teachers(cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun] | None = None
+                     ) -> list[TeacherRun]:  # fmt: skip
     """Every (teacher, seed) unit of this profile, finished on this index."""
+    if teachers is not None:
+        return teachers
     from tasks.teachers import find_teacher
 
     runs, missing = [], []
     for seed in cfg.teachers.seeds:
         for t in cfg.teachers.teachers:
-            run = find_teacher(t, seed, cfg.teachers.resources, index, cfg.data.preprocess, out_root())
+            run = find_teacher(t, seed, index, cfg.data.preprocess)
             (runs.append(run) if run is not None else missing.append(f"{t.name} seed {seed}"))
     if missing:
         raise _missing("train_teachers", f"teacher runs {missing}", cfg)
     return runs
 
 
-def require_ensemble(cfg: PipelineConfig, teachers: list[TeacherRun]) -> EnsembleResult:
+def require_ensemble(cfg: PipelineConfig, teachers: list[TeacherRun], ensemble: EnsembleResult | None = None
+                     ) -> EnsembleResult:  # fmt: skip
     """The ensemble sweep over these teacher runs."""
+    if ensemble is not None:
+        return ensemble
     from tasks.ensemble import find_ensemble
 
-    found = find_ensemble(cfg.ensemble, teachers, out_root())
+    found = find_ensemble(cfg.ensemble, teachers)
     if found is None:
         raise _missing("tune_ensemble", "the ensemble sweep over these teachers", cfg)
     return found
 
 
 def require_students(
-    cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun], ensemble: EnsembleResult
-) -> list[StudentRun]:
+    cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherRun], ensemble: EnsembleResult,
+    students: list[StudentRun] | None = None,
+) -> list[StudentRun]:  # fmt: skip
     """The packaged family's student units (one per profile seed)."""
+    if students is not None:
+        return students
     from tasks.distill import find_student
 
     runs, missing = [], []
     for seed in cfg.student.seeds:
-        run = find_student(cfg.student, seed, teachers, ensemble, index, cfg.data.preprocess, out_root())
+        run = find_student(cfg.student, seed, teachers, ensemble, index, cfg.data.preprocess)
         (runs.append(run) if run is not None else missing.append(seed))
     if missing:
         raise _missing("distill", f"student runs for seeds {missing}", cfg)
@@ -110,8 +140,11 @@ def require_calibrated(cfg: PipelineConfig, students: list[StudentRun]) -> list[
     return [c for c in found if c is not None]
 
 
-def upstream_of_students(cfg: PipelineConfig) -> tuple[IndexRef, list[TeacherRun], EnsembleResult]:
-    """Index, teachers and ensemble: what every student-side stage starts from."""
-    index = require_index(cfg)
-    teachers = require_teachers(cfg, index)
-    return index, teachers, require_ensemble(cfg, teachers)
+def upstream_of_students(
+    cfg: PipelineConfig, index: IndexRef | None = None, teachers: list[TeacherRun] | None = None,
+    ensemble: EnsembleResult | None = None,
+) -> tuple[IndexRef, list[TeacherRun], EnsembleResult]:  # fmt: skip
+    """Index, teachers and ensemble: what every student-side stage starts from (given, or found in the store)."""
+    index = require_index(cfg, index)
+    teachers = require_teachers(cfg, index, teachers)
+    return index, teachers, require_ensemble(cfg, teachers, ensemble)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides
 from fer_spec.results import CalibratedStudent, IndexRef, StudentRun
-from flows._common import require_students, run_name, upstream_of_students
+from flows._common import require_index, require_students, run_name, stage_config, stage_flow, upstream_of_students
 from tasks.calibrate import calibrate_student
 
 
@@ -27,16 +27,15 @@ def calibrate_stage(cfg: PipelineConfig, index: IndexRef, students: list[Student
     task_runner=ThreadPoolTaskRunner(max_workers=4),
     log_prints=True,
 )
+@stage_flow
 def calibrate_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    index: IndexRef | None = None, students: list[StudentRun] | None = None,
 ) -> list[CalibratedStudent]:
-    """Calibrate every student of the packaged family (needs the students stage).
-
-    Args:
-        profile: The shipped profile to run (configs/PROFILE.yaml).
-        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
-        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
-    """
-    cfg = resolve_profile(profile, overrides, config)
-    index, teachers, ensemble = upstream_of_students(cfg)
-    return calibrate_stage(cfg, index, require_students(cfg, index, teachers, ensemble))
+    """Calibrate every student of the packaged family (needs the students stage)."""
+    cfg = stage_config(profile, overrides, config)
+    index = require_index(cfg, index)
+    if students is None:
+        _, teachers, ensemble = upstream_of_students(cfg, index)
+        students = require_students(cfg, index, teachers, ensemble)
+    return calibrate_stage(cfg, index, students)

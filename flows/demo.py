@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, resolve_profile
-from flows._common import run_name
+from fer_spec.profile import PipelineConfig, Profile
+from flows._common import run_name, stage_config
 from flows.pipeline import pipeline_flow
 from tasks.demo import demo_summary
 from tasks.realtime import realtime_demo
@@ -19,7 +19,7 @@ def demo_flow(profile: Profile = "demo", config: PipelineConfig | None = None) -
         profile: The shipped profile to run (configs/PROFILE.yaml).
         config: Advanced: a whole typed configuration used instead of the profile.
     """
-    cfg = resolve_profile(profile, None, config)
+    cfg = stage_config(profile, None, config)
     out = pipeline_flow(config=cfg)
     live = realtime_demo(out.bundle.bundle, cfg.realtime.video_seconds_per_label, cfg.realtime.stabilizer)
     return demo_summary(out, live)

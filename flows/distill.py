@@ -7,9 +7,9 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_adapters.units import check_placeable
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides
 from fer_spec.results import EnsembleResult, IndexRef, StudentRun, StudentsResult, SweepResult, TeacherRun
-from flows._common import out_root, run_name, upstream_of_students
+from flows._common import run_name, stage_config, stage_flow, upstream_of_students
 from flows.teachers import UNIT_SUBMITTERS
 from tasks.distill import distill_student, distill_sweep_task
 from tasks.nested import nested_student
@@ -20,12 +20,12 @@ def students_stage(
     seeds: list[int] | None = None,
 ) -> StudentsResult:  # fmt: skip
     """Every student unit of the profile submitted concurrently: seeds, sweep trials, Nested Learning seeds."""
-    st, spec, root = cfg.student, cfg.data.preprocess, out_root()
+    st, spec = cfg.student, cfg.data.preprocess
     check_placeable("student", st.resources)  # refuse before submitting; Ray starts in this thread
-    units = [distill_student.submit(st, s, teachers, ensemble, index, spec, root) for s in seeds or st.seeds]
-    sweep = distill_sweep_task.submit(st, teachers, ensemble, index, spec, root) if st.sweep.enabled else None
+    units = [distill_student.submit(st, s, teachers, ensemble, index, spec) for s in seeds or st.seeds]
+    sweep = distill_sweep_task.submit(st, teachers, ensemble, index, spec) if st.sweep.enabled else None
     nested_seeds = st.seeds if st.nested else []
-    nested = [nested_student.submit(st, s, teachers, ensemble, index, spec, root) for s in nested_seeds]
+    nested = [nested_student.submit(st, s, teachers, ensemble, index, spec) for s in nested_seeds]
     students: list[StudentRun] = [u.result() for u in units]
     for s in students:
         print(f"student {s.name}: val macro-F1 {s.val_metrics['macro_f1']:.3f} on {s.worker_node}")
@@ -40,34 +40,26 @@ def students_stage(
     task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
     log_prints=True,
 )
+@stage_flow
 def distill_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    index: IndexRef | None = None, teachers: list[TeacherRun] | None = None, ensemble: EnsembleResult | None = None,
 ) -> StudentsResult:
-    """Distil the profile's student for each seed from the teachers' logits (needs teachers and ensemble).
-
-    Args:
-        profile: The shipped profile to run (configs/PROFILE.yaml).
-        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
-        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
-    """
-    cfg = resolve_profile(profile, overrides, config)
-    return students_stage(cfg, *upstream_of_students(cfg))
+    """Distil the profile's student for each seed from the teachers' logits (needs teachers and ensemble)."""
+    cfg = stage_config(profile, overrides, config)
+    return students_stage(cfg, *upstream_of_students(cfg, index, teachers, ensemble))
 
 
 @flow(name="distill_sweep", flow_run_name=run_name("distillation sweep"), log_prints=True)
+@stage_flow
 def distill_sweep_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    index: IndexRef | None = None, teachers: list[TeacherRun] | None = None, ensemble: EnsembleResult | None = None,
 ) -> SweepResult:
-    """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each family with the baseline.
-
-    Args:
-        profile: The shipped profile to run (configs/PROFILE.yaml).
-        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
-        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
-    """
-    cfg = resolve_profile(profile, overrides, config)
-    index, teachers, ensemble = upstream_of_students(cfg)
-    sweep = distill_sweep_task(cfg.student, teachers, ensemble, index, cfg.data.preprocess, out_root())
+    """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each family with the baseline."""
+    cfg = stage_config(profile, overrides, config)
+    index, teachers, ensemble = upstream_of_students(cfg, index, teachers, ensemble)
+    sweep = distill_sweep_task(cfg.student, teachers, ensemble, index, cfg.data.preprocess)
     for row in sweep.table:
         print(row)
     return sweep
@@ -79,20 +71,14 @@ def distill_sweep_flow(
     task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
     log_prints=True,
 )
+@stage_flow
 def nested_learning_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    index: IndexRef | None = None, teachers: list[TeacherRun] | None = None, ensemble: EnsembleResult | None = None,
 ) -> list[StudentRun]:
-    """Nested Learning students (memory-bounded deep optimizer), one unit per seed.
-
-    Args:
-        profile: The shipped profile to run (configs/PROFILE.yaml).
-        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
-        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
-    """
-    cfg = resolve_profile(profile, overrides, config)
-    index, teachers, ensemble = upstream_of_students(cfg)
+    """Nested Learning students (memory-bounded deep optimizer), one unit per seed."""
+    cfg = stage_config(profile, overrides, config)
+    index, teachers, ensemble = upstream_of_students(cfg, index, teachers, ensemble)
     st = cfg.student
-    futures = [
-        nested_student.submit(st, s, teachers, ensemble, index, cfg.data.preprocess, out_root()) for s in st.seeds
-    ]
+    futures = [nested_student.submit(st, s, teachers, ensemble, index, cfg.data.preprocess) for s in st.seeds]
     return [f.result() for f in futures]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides
 from fer_spec.results import PipelineResult
-from flows._common import run_name
+from flows._common import run_name, stage_config, stage_flow
 from flows.calibrate import calibrate_flow
 from flows.distill import distill_flow, distill_sweep_flow, nested_learning_flow
 from flows.ensemble import tune_ensemble_flow
@@ -19,6 +19,7 @@ from tasks.summary import publish_summary
 
 
 @flow(name="pipeline", flow_run_name=run_name("pipeline"), log_prints=True)
+@stage_flow
 def pipeline_flow(
     profile: Profile = "demo",
     overrides: RunOverrides | None = None,
@@ -27,26 +28,25 @@ def pipeline_flow(
 ) -> PipelineResult:
     """Ingest → teachers → ensemble → students (+ sweep, + Nested Learning) → calibrate → package (→ report).
 
-    Each stage finds its inputs by content hash, so re-running an unchanged profile is all cache hits.
+    Each stage gets the typed results of the stages before it; an unchanged profile re-runs as all cache hits.
 
     Args:
-        profile: The shipped profile to run (configs/PROFILE.yaml).
-        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
-        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
         report: Also write the results report (Markdown + figures) at the end.
     """
-    cfg = resolve_profile(profile, overrides, config)
+    cfg = stage_config(profile, overrides, config)
     index = ingest_pipeline_flow(config=cfg)
-    teachers = train_teachers_flow(config=cfg)
-    ensemble = tune_ensemble_flow(config=cfg)
-    students = distill_flow(config=cfg)
-    calibrated = calibrate_flow(config=cfg)
-    bundle = package_flow(config=cfg)
+    teachers = train_teachers_flow(config=cfg, index=index)
+    ensemble = tune_ensemble_flow(config=cfg, index=index, teachers=teachers)
+    students = distill_flow(config=cfg, index=index, teachers=teachers, ensemble=ensemble)
+    calibrated = calibrate_flow(config=cfg, index=index, students=students.students)
+    bundle = package_flow(config=cfg, index=index, calibrated=calibrated)
     result = PipelineResult(
         profile=cfg.name, index=index, teachers=teachers, ensemble=ensemble, students=students,
         calibrated=calibrated, bundle=bundle,
     )  # fmt: skip
-    publish_summary(result)
+    # A fresh copy: Prefect records an argument that is a subflow's return value as a flow-run input, which its UI's
+    # Task Runs tab cannot show.
+    publish_summary(PipelineResult.model_validate(result.model_dump(mode="json")))
     if report:
         report_flow(config=cfg)
     return result

@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
-from flows._common import run_name
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from flows._common import run_name, stage_config
 from tasks.report import build_report
 
 
@@ -26,7 +26,7 @@ def report_flow(
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
         out_dir: Folder for report.md, report.json and the figures (default: $FERFLOW_HOME/reports/PROFILE).
     """
-    cfg = resolve_profile(profile, overrides, config)
+    cfg = stage_config(profile, overrides, config)
     res = build_report(cfg, out_dir)
     print(f"report {res['report']} (MLflow run {res['mlflow_run_id']})")
     for k, v in res["headline"].items():

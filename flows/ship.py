@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
-from flows._common import run_name
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from flows._common import run_name, stage_config
 from tasks.ship import ship_model
 
 
@@ -29,7 +29,7 @@ def ship_flow(
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
         report_dir: The profile's report folder, for the seed statistics (default: $FERFLOW_HOME/reports/PROFILE).
     """
-    cfg = resolve_profile(profile, overrides, config)
+    cfg = stage_config(profile, overrides, config)
     res = ship_model(cfg, Path(out_dir), Path(report_dir) if report_dir else None)
     h = res["heldout"]
     print(f"shipped {res['bundle']} (registry v{res['version']}): held-out accuracy {h['accuracy']:.4f}, "

@@ -6,9 +6,9 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_adapters.units import check_placeable
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, resolve_profile
+from fer_spec.profile import PipelineConfig, Profile, RunOverrides
 from fer_spec.results import IndexRef, TeacherRun
-from flows._common import out_root, require_index, run_name
+from flows._common import require_index, run_name, stage_config, stage_flow
 from tasks.teachers import train_teacher
 
 # Threads only wait on Ray; Ray decides how many units actually run at once.
@@ -19,7 +19,7 @@ def teachers_stage(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
     """Submit every (teacher, seed) unit concurrently and wait for all of them."""
     check_placeable("teachers", cfg.teachers.resources)  # refuse before submitting; Ray starts in this thread
     futures = [
-        train_teacher.submit(t, seed, cfg.teachers.resources, index, cfg.data.preprocess, out_root())
+        train_teacher.submit(t, seed, cfg.teachers.resources, index, cfg.data.preprocess)
         for seed in cfg.teachers.seeds
         for t in cfg.teachers.teachers
     ]
@@ -35,15 +35,12 @@ def teachers_stage(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
     task_runner=ThreadPoolTaskRunner(max_workers=UNIT_SUBMITTERS),
     log_prints=True,
 )
+@stage_flow
 def train_teachers_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    index: IndexRef | None = None,
 ) -> list[TeacherRun]:
     """Train every teacher for every seed on the profile's index; each (teacher, seed) is its own unit on Ray.
-
-    Args:
-        profile: The shipped profile to run (configs/PROFILE.yaml).
-        overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
-        config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply).
     """
-    cfg = resolve_profile(profile, overrides, config)
-    return teachers_stage(cfg, require_index(cfg))
+    cfg = stage_config(profile, overrides, config)
+    return teachers_stage(cfg, require_index(cfg, index))

@@ -10,39 +10,47 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from fer_adapters.cache import CODE_AWARE
 from fer_adapters.datasets import load_index
+from fer_adapters.run_store import RunFolder, fetch, find_result
 from fer_adapters.runs import MlflowSink
 from fer_adapters.tables import calibration_markdown
 from fer_adapters.tracking import configure_tracking
 from fer_core.calibrate.pipeline import CalibrationConfig, calibrate
 from fer_core.io import sha256_file
 from fer_core.logits.store import align_logits, read_logits
-from fer_spec.results import CalibratedStudent, IndexRef, StudentRun, find_result, save_result
+from fer_spec.results import CalibratedStudent, IndexRef, StudentRun
 
 
-def split_logits(logits_path: str, index_path: str, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def split_logits(logits: Path, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """A split's logits and labels, joined to the index by sample_id."""
     from fer_core.taxonomy import CLASS_TO_INDEX
 
-    rows = load_index(index_path, index_sha256)
+    rows = load_index(index_sha256)
     rows = rows[rows["split"] == split]
-    z = align_logits(read_logits(logits_path), rows["sample_id"].tolist(), allow_extra=True)
+    z = align_logits(read_logits(logits), rows["sample_id"].tolist(), allow_extra=True)
     return z, rows["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
 
 
+def calibration_key(student: StudentRun) -> str:
+    """The store prefix of a student's calibration (inside its run folder: a student has one calibration)."""
+    return f"{student.out_dir}/calibration"
+
+
 def find_calibrated(student: StudentRun) -> CalibratedStudent | None:
-    """The calibration a finished ``calibrate`` stage left beside ``student``, or None."""
-    return find_result(Path(student.out_dir) / "calibration", CalibratedStudent)
+    """The calibration a finished ``calibrate`` stage committed beside ``student`` in the store, or None."""
+    return find_result(calibration_key(student), CalibratedStudent)
 
 
 @task(name="calibrate_student", cache_policy=CODE_AWARE, persist_result=True, task_run_name="calibrate {student.name}")
 def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexRef) -> CalibratedStudent:
     """Temperature scaling (global + per class), thresholds, metrics and plots; everything into the student's run."""
     configure_tracking()
-    index_path, index_sha256 = index.index_path, index.index_sha256
-    zv, yv = split_logits(student.logits, index_path, index_sha256, "val")
-    test_split = "test" if (load_index(index_path, index_sha256)["split"] == "test").any() else "val"
-    zt, yt = split_logits(student.logits, index_path, index_sha256, test_split)
-    out = Path(student.out_dir) / "calibration"
+    index_sha256 = index.index_sha256
+    logits = fetch(student.logits, student.logits_sha256)
+    zv, yv = split_logits(logits, index_sha256, "val")
+    test_split = "test" if (load_index(index_sha256)["split"] == "test").any() else "val"
+    zt, yt = split_logits(logits, index_sha256, test_split)
+    folder = RunFolder(calibration_key(student))
+    out = folder.local
     sink = MlflowSink(student.mlflow_run_id)
     res = calibrate(zv, yv, zt, yt, cfg, out, sink=sink)
     metrics = res.spec.model_dump()["metrics"]
@@ -61,7 +69,7 @@ def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexR
     )
     result = CalibratedStudent(
         student=student,
-        calibration_json=str(res.calibration_path),
+        calibration_json=folder.key_of(res.calibration_path),
         calibration_sha256=sha256_file(res.calibration_path),
         temperature=float(res.spec.temperature),
         before={k: float(v) for k, v in before.items() if isinstance(v, int | float)},
@@ -69,5 +77,14 @@ def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexR
         abstention=table,
         test_split=test_split,
         warnings=list(res.warnings),
+        val_before=_numbers(res.val_metrics.get("val_before", {})),
+        val_after=_numbers(res.val_metrics.get("val_after", {})),
+        fitted_temperature=float(res.fitted_temperature),
+        fell_back=bool(res.fell_back),
     )
-    return save_result(out, result)
+    folder.push_all()
+    return folder.save(result)
+
+
+def _numbers(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

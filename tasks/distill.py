@@ -14,32 +14,46 @@ from ray.tune.schedulers import ASHAScheduler
 
 from fer_adapters.cache import CODE_AWARE
 from fer_adapters.retry import retry_transient
+from fer_adapters.run_store import fetch, find_result, run_key, save_result
 from fer_adapters.runs import ferflow_run
 from fer_adapters.sweeps import run_sweep
 from fer_adapters.units import check_placeable, placed, run_unit, unit_threads
 from fer_core.distill.config import DistillConfig
 from fer_core.distill.criterion import make_distill_criterion
+from fer_core.distill.online import load_teachers, make_online_distill_criterion
 from fer_core.errors import ConfigError
 from fer_core.evaluate.stats import paired_permutation_test, seed_t_ci, verdict
 from fer_core.logits.store import read_logits, stack_aligned
-from fer_core.losses.dkd import DKDConfig
-from fer_core.losses.kd import KDConfig
+from fer_core.losses import DISTILL_LOSSES
 from fer_core.preprocess import PreprocessSpec
 from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
 from fer_spec.profile import StudentSection, SweepSection
-from fer_spec.results import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun, find_result, save_result
-from tasks.teachers import run_dir, teachers_of_seed, train_and_export, train_key
+from fer_spec.results import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun
+from tasks.teachers import teachers_of_seed, train_and_export, train_key
 
 
-def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[TeacherRun]):
-    """Build ``train_ds -> criterion``: teacher logits joined to the student's rows BY sample_id, never by position.
+def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[TeacherRun],
+                              spec: PreprocessSpec | None = None):  # fmt: skip
+    """Build ``train_ds -> criterion``.
 
-    The teachers of the first teacher seed are used (the ensemble sweep averages over all seeds).
+    Offline: teacher logits joined to the student's rows BY sample_id, never by position. Online
+    (``dcfg.mode == "online"``): the teachers' checkpoints, fetched from the store, score the same augmented batch
+    the student sees. The teachers of the first teacher seed are used (the ensemble sweep averages over all seeds).
     """
     ordered = teachers_of_seed(teachers, dcfg.teachers, min(t.seed for t in teachers))
-    tables = [read_logits(t.logits) for t in ordered]
     class_f1 = np.asarray([t.class_f1 for t in ordered], dtype=np.float64)
+    if dcfg.mode == "online":
+        if spec is None:
+            raise ConfigError("online distillation needs the student's input spec to check the teachers against")
+        paths = [fetch(t.checkpoint, t.checkpoint_sha256) for t in ordered]
+
+        def online(train_ds: Any):
+            models = load_teachers(paths, spec.size[0], spec.channels, spec.mean, spec.std)
+            return make_online_distill_criterion(dcfg, models, train_ds.sample_ids, class_f1=class_f1)
+
+        return online
+    tables = [read_logits(fetch(t.logits, t.logits_sha256)) for t in ordered]
 
     def factory(train_ds: Any):
         aligned = stack_aligned(tables, train_ds.sample_ids, FER_CLASSES, allow_extra=True)  # [K, N, C]
@@ -51,7 +65,8 @@ def teacher_criterion_factory(dcfg: DistillConfig, teachers: list[TeacherRun]):
 def distill_key(dcfg: DistillConfig, teachers: list[TeacherRun]) -> dict[str, Any]:
     """What a distilled student's run folder is addressed by beyond its train config: the resolved distillation
     config (strategy, loss, teacher weights and temperatures) and the content of the teacher logits."""
-    return {"distill": dcfg.model_dump(mode="json"), "teachers": sorted(t.logits_sha256 for t in teachers)}
+    made_by = [t.checkpoint_sha256 if dcfg.mode == "online" else t.logits_sha256 for t in teachers]
+    return {"distill": dcfg.model_dump(mode="json"), "teachers": sorted(made_by)}
 
 
 def with_ensemble(dcfg: DistillConfig, ensemble: EnsembleResult | None) -> DistillConfig:
@@ -79,7 +94,6 @@ def distill_once(
     teachers: list[TeacherRun],
     index: IndexRef,
     spec: PreprocessSpec,
-    out_root: str,
     parent: str = "",
     tags: dict[str, str] | None = None,
     on_metrics: Any = None,
@@ -87,7 +101,7 @@ def distill_once(
     """One student run; ``dcfg=None`` trains the plain cross-entropy baseline of the same architecture."""
     cfg = train_cfg.model_copy(update={"seed": seed})
     kind = "ce" if dcfg is None else f"{dcfg.strategy}-{dcfg.loss.kind}"
-    factory = None if dcfg is None else teacher_criterion_factory(dcfg, teachers)
+    factory = None if dcfg is None else teacher_criterion_factory(dcfg, teachers, spec)
     name = f"student-{kind}-s{seed}"
     extra = {"ferflow.loss": kind, **(tags or {})}
     if dcfg is not None:
@@ -96,10 +110,8 @@ def distill_once(
         "distill",
         name,
         cfg,
-        index.index_path,
         index.index_sha256,
         spec,
-        out_root,
         criterion_factory=factory,
         parent=parent,
         extra_tags=extra,
@@ -116,27 +128,31 @@ def student_config(section: StudentSection, seed: int) -> TrainConfig:
 
 
 def find_student(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
-                 index: IndexRef, spec: PreprocessSpec, out_root: str) -> StudentRun | None:
-    """The finished run of the packaged-family student unit for ``seed``, or None when it has not run."""
+                 index: IndexRef, spec: PreprocessSpec) -> StudentRun | None:
+    """The finished run of the packaged-family student unit for ``seed`` in the store, or None."""
     dcfg = with_ensemble(section.distill, ensemble)
     kind = f"{dcfg.strategy}-{dcfg.loss.kind}"
     key = train_key(student_config(section, seed), index.index_sha256, spec, distill_key(dcfg, teachers))
-    return find_result(run_dir(out_root, "distill", f"student-{kind}-s{seed}", key), StudentRun)
+    return find_result(run_key("distill", f"student-{kind}-s{seed}", key), StudentRun)
 
 
 def _student_unit(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
-                  index: IndexRef, spec: PreprocessSpec, out_root: str) -> StudentRun:
+                  index: IndexRef, spec: PreprocessSpec) -> StudentRun:
     return distill_once(student_config(section, seed), with_ensemble(section.distill, ensemble), seed, teachers,
-                        index, spec, out_root)
+                        index, spec)
 
 
 @task(name="distill_student", cache_policy=CODE_AWARE, persist_result=True, retries=1,
       retry_condition_fn=retry_transient, task_run_name="student seed {seed}", tags=["training", "gpu"])
 def distill_student(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,
-                    index: IndexRef, spec: PreprocessSpec, out_root: str) -> StudentRun:
-    """Distil one student of the profile's recipe for ``seed`` on the Ray node its resources select."""
+                    index: IndexRef, spec: PreprocessSpec) -> StudentRun:
+    """Distil one student of the profile's recipe for ``seed`` on the Ray node its resources select (a finished
+    unit in the store is returned as it is)."""
+    found = find_student(section, seed, teachers, ensemble, index, spec)
+    if found is not None:
+        return found
     return run_unit("students", f"student-s{seed}", section.resources, _student_unit, section, seed, teachers,
-                    ensemble, index, spec, out_root)
+                    ensemble, index, spec)
 
 
 def _report_epoch(metrics: dict[str, float], step: int | None) -> None:
@@ -153,8 +169,7 @@ def sweep_variants(base: DistillConfig, sweep: Any) -> list[dict[str, Any]]:
             if not any(v["loss"] == "ce" for v in out):
                 out.append({"loss": "ce"})
             continue
-        for a, b, t in itertools.product(sweep.alphas, sweep.betas if loss == "dkd" else [None], sweep.temperatures):
-            lc = DKDConfig(alpha=a, beta=b, T=t, w_ce=1 - a) if loss == "dkd" else KDConfig(alpha=a, T=t)
+        for lc in DISTILL_LOSSES.sweep_configs(loss, sweep.alphas, sweep.betas, sweep.temperatures):
             out.append({"loss": loss, "dcfg": base.model_copy(update={"strategy": strategy, "loss": lc}).model_dump()})
     if sweep.variants is not None:
         unknown = set(sweep.variants) - {variant_kind(v) for v in out}
@@ -187,7 +202,6 @@ def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
             ctx["teachers"],
             ctx["index"],
             ctx["spec"],
-            ctx["out_root"],
             parent=ctx["sweep_id"],
             tags={"ferflow.sweep": ctx["sweep_id"]},
             on_metrics=_report_epoch,
@@ -234,7 +248,6 @@ def distill_sweep_task(
     ensemble: EnsembleResult | None,
     index: IndexRef,
     spec: PreprocessSpec,
-    out_root: str,
 ) -> SweepResult:
     """Ray Tune over variants x seeds (ASHA, retries), aggregated with statistics into Prefect and MLflow tables."""
     sweep: SweepSection = section.sweep
@@ -247,7 +260,6 @@ def distill_sweep_task(
             "teachers": teachers,
             "index": index,
             "spec": spec,
-            "out_root": out_root,
             "sweep_id": sweep_id,
             "threads": unit_threads(resources),
             "resources": {**resources.tune_resources(), **({} if gpu_ok else {"cpu_fallback": True})},

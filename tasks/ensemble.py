@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from prefect import task
@@ -14,6 +12,7 @@ from fer_adapters.cache import CODE_AWARE
 from fer_adapters.datasets import load_index
 from fer_adapters.ensemble_trial import METRICS, aggregate, evaluate_block
 from fer_adapters.ray_cluster import ensure_ray
+from fer_adapters.run_store import RunFolder, fetch, find_result, run_key
 from fer_adapters.runs import ferflow_run
 from fer_adapters.sweeps import run_sweep
 from fer_adapters.tables import ensemble_grid_rows
@@ -23,8 +22,8 @@ from fer_core.io import atomic_path
 from fer_core.logits.store import read_logits, stack_aligned
 from fer_core.taxonomy import CLASS_TO_INDEX
 from fer_spec.profile import EnsembleSection
-from fer_spec.results import EnsembleResult, IndexRef, TeacherRun, find_result, save_result
-from tasks.teachers import run_dir, teachers_of_seed
+from fer_spec.results import EnsembleResult, IndexRef, TeacherRun
+from tasks.teachers import teachers_of_seed
 
 
 def weight_grid(k: int, step: float) -> np.ndarray:
@@ -58,17 +57,18 @@ def sweep_table(
 
 
 def validation_logits_by_seed(
-    teachers: list[TeacherRun], names: list[str], index_path: str, index_sha256: str
+    teachers: list[TeacherRun], names: list[str], index_sha256: str
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """``{seed: (logits [K, N, C], labels [N])}`` over the validation split, joined by sample_id."""
-    rows = load_index(index_path, index_sha256)
+    rows = load_index(index_sha256)
     val = rows[rows["split"] == "val"]
     ids = val["sample_id"].tolist()
     y = val["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for seed in sorted({t.seed for t in teachers}):
         runs = teachers_of_seed(teachers, names, seed)
-        out[seed] = (stack_aligned([read_logits(t.logits) for t in runs], ids, allow_extra=True), y)
+        tables = [read_logits(fetch(t.logits, t.logits_sha256)) for t in runs]
+        out[seed] = (stack_aligned(tables, ids, allow_extra=True), y)
     return out
 
 
@@ -79,20 +79,20 @@ def teacher_temperatures(seeds: dict[int, tuple[np.ndarray, np.ndarray]]) -> lis
     return [float(fit_temperature(np.concatenate([z[i] for z, _ in seeds.values()]), y).temperature) for i in range(k)]
 
 
-def ensemble_dir(section: EnsembleSection, teachers: list[TeacherRun], out_root: str) -> Path:
-    """The content-addressed folder of the ensemble sweep over these teacher runs."""
+def ensemble_key(section: EnsembleSection, teachers: list[TeacherRun]) -> str:
+    """The store prefix of the ensemble sweep over these teacher runs."""
     key = {"logits": sorted(t.logits_sha256 for t in teachers), "section": section.model_dump(mode="json")}
-    return run_dir(out_root, "tune_ensemble", "grid", key)
+    return run_key("tune_ensemble", "grid", key)
 
 
-def find_ensemble(section: EnsembleSection, teachers: list[TeacherRun], out_root: str) -> EnsembleResult | None:
-    """The finished ensemble sweep over these teacher runs, or None when it has not run."""
-    return find_result(ensemble_dir(section, teachers, out_root), EnsembleResult)
+def find_ensemble(section: EnsembleSection, teachers: list[TeacherRun]) -> EnsembleResult | None:
+    """The finished ensemble sweep over these teacher runs in the store, or None when it has not run."""
+    return find_result(ensemble_key(section, teachers), EnsembleResult)
 
 
 @task(name="tune_ensemble", cache_policy=CODE_AWARE, persist_result=True, task_run_name="ensemble sweep")
 def tune_ensemble_task(
-    section: EnsembleSection, teachers: list[TeacherRun], teacher_names: list[str], index: IndexRef, out_root: str
+    section: EnsembleSection, teachers: list[TeacherRun], teacher_names: list[str], index: IndexRef
 ) -> EnsembleResult:
     """Sweep, aggregate, log one MLflow parent run with the grid table; return the best config.
 
@@ -100,11 +100,12 @@ def tune_ensemble_task(
     NLL. Each teacher's own calibration temperature (NLL fit on validation, pooled over teacher seeds) is returned
     too: distillation divides each teacher's logits by it before the KD temperature.
     """
-    index_path, index_sha256 = index.index_path, index.index_sha256
+    index_sha256 = index.index_sha256
     step, temperatures, blocks = section.weight_step, section.temperatures, section.trials
     f1_tolerance = section.f1_tolerance
-    seeds = validation_logits_by_seed(teachers, teacher_names, index_path, index_sha256)
-    out = ensemble_dir(section, teachers, out_root)
+    seeds = validation_logits_by_seed(teachers, teacher_names, index_sha256)
+    folder = RunFolder(ensemble_key(section, teachers))
+    out = folder.local
     table = sweep_table(seeds, step, temperatures, blocks)
     agg = aggregate(table)
     best = best_config(agg, f1_tolerance, by="nll")
@@ -140,8 +141,8 @@ def tune_ensemble_task(
         teacher_names=list(teacher_names),
         teacher_temperatures=teacher_t,
         metrics={m: float(best[m]) for m in METRICS},
-        grid_csv=str(out / "ensemble_grid.csv"),
+        grid_csv=folder.push(out / "ensemble_grid.csv"),
         mlflow_run_id=run_id,
         n_configs=int(len(agg)),
     )
-    return save_result(out, result)
+    return folder.save(result)

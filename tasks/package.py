@@ -1,4 +1,4 @@
-"""Packaging: pick the best student from MLflow, export ONNX, verify parity, bundle, register, move aliases."""
+"""Packaging: rank the calibrated students it is given, export the best to ONNX, verify, bundle, register, alias."""
 
 from __future__ import annotations
 
@@ -28,22 +28,26 @@ from fer_adapters.registry import (
     validation_baselines,
     version_tags,
 )
+from fer_adapters.run_store import fetch
+from fer_adapters.store import Store
 from fer_adapters.runs import ferflow_run
 from fer_adapters.tracking import configure_tracking
 from fer_core.export.bundle import bundle_sha256, verify_bundle, write_bundle
 from fer_core.export.gates import Baselines
-from fer_core.export.model_card import card_excerpt, render_model_card
+from fer_core.export.model_card import DEFAULT_LIMITS, card_excerpt, render_model_card
 from fer_core.export.onnx import check_parity, export_onnx
 from fer_core.export.quantize import keep_int8_if, quantize_int8
 from fer_core.io import sha256_file
 from fer_core.models.checkpoint import load_checkpoint
 from fer_core.preprocess import PreprocessSpec
 from fer_spec.profile import PackageSection
-from fer_spec.results import BundleRef, IndexRef
+from fer_spec.results import BundleRef, CalibratedStudent, IndexRef
+from fer_spec.settings import Settings
 
 
 def build_bundle(
-    cand: Candidate, base: Baselines, spec: PreprocessSpec, index_path: str, index_sha256: str, cfg: Any, out: Path
+    chosen: CalibratedStudent, cand: Candidate, base: Baselines, spec: PreprocessSpec, index_sha256: str, cfg: Any,
+    out: Path, data_note: str,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Export the candidate's last checkpoint, verify parity, optionally INT8, write the bundle with its model card.
 
@@ -54,21 +58,20 @@ def build_bundle(
     """
     tmp = Path(tempfile.mkdtemp(prefix="ferflow-package-"))
     try:
-        return _build_in(tmp, cand, base, spec, index_path, index_sha256, cfg, out)
+        return _build_in(tmp, chosen, cand, base, spec, index_sha256, cfg, out, data_note)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the bundle holds copies of everything kept
 
 
 def _build_in(
-    tmp: Path, cand: Candidate, base: Baselines, spec: PreprocessSpec, index_path: str, index_sha256: str, cfg: Any,
-    out: Path,
+    tmp: Path, chosen: CalibratedStudent, cand: Candidate, base: Baselines, spec: PreprocessSpec, index_sha256: str,
+    cfg: Any, out: Path, data_note: str,
 ) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
-    client = MlflowClient()
     run_id = cand.run_id
-    ckpt = next(Path(client.download_artifacts(run_id, "checkpoint", str(tmp))).glob("*.pt"))
-    calib = Path(client.download_artifacts(run_id, "calibration/calibration.json", str(tmp)))
+    ckpt = fetch(chosen.student.checkpoint, chosen.student.checkpoint_sha256)
+    calib = fetch(chosen.calibration_json, chosen.calibration_sha256)
     model, meta = load_checkpoint(ckpt)
-    val = dataset(index_path, index_sha256, "val", spec)
+    val = dataset(index_sha256, "val", spec)
     n = min(cfg.parity_samples, len(val))
     x, y = val.get_batch(np.arange(n))
     onnx_path = export_onnx(model, spec, tmp / "model.onnx")
@@ -88,12 +91,12 @@ def _build_in(
         keep = keep_int8_if(f1[onnx_path.name], f1[q.name])
         quant = {"int8": "kept" if keep else "rejected", **{f"macro_f1_{k}": v for k, v in f1.items()}}
         onnx_path = q if keep else onnx_path
-    rows = load_index(index_path, index_sha256)
+    rows = load_index(index_sha256)
     counts = {str(k): {str(c): int(n) for c, n in g.items()} for k, g in rows.groupby("split")["label"].value_counts()
               .unstack(fill_value=0).iterrows()}  # fmt: skip
     card = render_model_card(
         cfg.model_name,
-        {"index_sha256": index_sha256, "counts": counts},
+        {"index_sha256": index_sha256, "counts": counts, "description": data_note},
         card_metrics(cand, base),
         json.loads(calib.read_text()),
         spec,
@@ -105,6 +108,8 @@ def _build_in(
             **quant,
         },
         calibration_notes=[cand.calibration_note] if cand.calibration_note else [],
+        limits=(f"Trained on {data_note}; expect lower accuracy on other faces, cameras and lighting: test on your "
+                "own faces before relying on it.", *DEFAULT_LIMITS[1:]) if data_note else DEFAULT_LIMITS,
     )
     bundle = write_bundle(out, onnx_path, calib, spec, card, overwrite=True)
     verify_bundle(bundle)
@@ -128,25 +133,39 @@ def _already_registered(model_name: str, existing: Any, bundle_dir: Path, cand: 
         alias=existing.aliases[0] if existing.aliases else None,
         registered=False,
         candidate_run=cand.run_id,
+        details={"model_name": model_name, "gates": cand.verdict.summary()},
     )
 
 
 @task(name="package_student", task_run_name="package {cfg.model_name}")
-def package_student(cfg: PackageSection, index: IndexRef, spec: PreprocessSpec, out_root: str) -> BundleRef:
-    """Select, export, bundle, log, register and alias; re-running on the same candidate registers nothing."""
-    index_path, index_sha256 = index.index_path, index.index_sha256
+def package_student(cfg: PackageSection, index: IndexRef, spec: PreprocessSpec, calibrated: list[CalibratedStudent],
+                    data_note: str = "") -> BundleRef:  # fmt: skip
+    """Rank exactly ``calibrated``, then export, bundle, log, register and alias the best; re-running on the same
+    candidate registers nothing.
+
+    Args:
+        cfg: the profile's package section (gates, registered model name).
+        index: the dataset the students were trained on.
+        spec: the students' input preprocessing.
+        calibrated: the candidates (the packaged family's calibrated students); nothing else is considered.
+        data_note: what the students were trained on, for the model card (the profile's sources).
+    """
+    index_sha256 = index.index_sha256
     configure_tracking()
     client = MlflowClient()
-    base = validation_baselines(load_index(index_path, index_sha256))
-    cand, ranked = select_candidate(index_sha256, promotion_gates(cfg), base)
+    base = validation_baselines(load_index(index_sha256))
+    cand, ranked = select_candidate(calibrated, promotion_gates(cfg), base)
+    chosen = next(c for c in calibrated if c.student.mlflow_run_id == cand.run_id)
     run_id = cand.run_id
     existing = existing_version(client, cfg.model_name, run_id)
-    bundle_dir = Path(out_root) / "bundles" / run_id
+    bundle_dir = Settings.from_env().home / "bundles" / run_id
     if existing is not None and (bundle_dir / "manifest.json").exists():
         return _already_registered(cfg.model_name, existing, bundle_dir, cand, gates_markdown(cand, base, ranked))
     describe_registry(client, cfg.model_name)
-    info, example = build_bundle(cand, base, spec, index_path, index_sha256, cfg, bundle_dir)
+    info, example = build_bundle(chosen, cand, base, spec, index_sha256, cfg, bundle_dir, data_note)
     bundle = Path(info["bundle"])
+    bundle_key = f"bundles/{sha256_file(bundle / 'manifest.json')}"
+    Store.from_env().put_dir(bundle_key, bundle)  # what any node (the realtime runner's machine too) fetches
     gates_md = gates_markdown(cand, base, ranked)
     with ferflow_run("package", dataset_sha256=index_sha256, parent=run_id, run_name=f"package {cand.name}") as (
         pkg_id,
@@ -185,7 +204,9 @@ def package_student(cfg: PackageSection, index: IndexRef, spec: PreprocessSpec, 
         registered=True,
         candidate_run=run_id,
         package_run=pkg_id,
+        bundle_key=bundle_key,
         details={
+            "model_name": cfg.model_name,
             **{k: v for k, v in info.items() if k != "bundle"},
             "alias_move": move,
             "gates": cand.verdict.summary(),

@@ -34,8 +34,9 @@ def summary_markdown(res: PipelineResult, tracking_uri: str) -> str:
                      + (f"; sweep {link(res.students.sweep.mlflow_run_id)}" if res.students.sweep else "")
                      + (f"; {len(res.students.nested)} Nested Learning units" if res.students.nested else "")),
         ("calibrate", cal),
-        ("package", f"fer-student v{b.version} @{b.alias or 'unchanged'} "
-                    f"({'registered now' if b.registered else 'already registered'}), source run "
+        ("package", f"{b.details.get('model_name', 'fer-student')} v{b.version} "
+                    + (f"@{b.alias} " if b.alias else f"not promoted ({b.details.get('gates', 'gates failed')}) ")
+                    + f"({'registered now' if b.registered else 'already registered'}), source run "
                     f"{link(b.candidate_run)}, bundle `{b.bundle}`"),
     ]  # fmt: skip
     lines = [f"# Pipeline `{res.profile}`", "", "| stage | outcome |", "|---|---|"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,6 +108,7 @@ def train_nested(
     model: nn.Module | None = None,
     fault_injector: FaultInjector | None = None,
     dataset_sha256: str = "",
+    on_checkpoint: Any = None,
 ) -> NestedResult:
     """Train a student with the deep-memory optimizer through :func:`fer_core.train.train`.
 
@@ -126,6 +128,7 @@ def train_nested(
         model: a prebuilt model instead of ``create_model(train_cfg.model)``.
         fault_injector: the engine's test hook, called before every micro-batch.
         dataset_sha256: recorded in the checkpoints.
+        on_checkpoint: the engine's hook, called with ``last.pt`` each time it is written.
 
     Returns:
         :class:`NestedResult` (final = last epoch).
@@ -144,7 +147,7 @@ def train_nested(
     res = train(
         cfg, _Rows(train_data, inner_rows, ncfg.augment), val_data, Path(out_dir), sink,
         criterion=None if criterion is None else _RowCriterion(criterion, inner_rows), model=model,
-        fault_injector=fault_injector, dataset_sha256=dataset_sha256,
+        fault_injector=fault_injector, dataset_sha256=dataset_sha256, on_checkpoint=on_checkpoint,
         optimizer_factory=functools.partial(_optimizer, ncfg), runner_factory=runner,
         extra_config={"nested": ncfg.model_dump(mode="json")},
     )  # fmt: skip

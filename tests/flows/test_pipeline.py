@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fer_adapters.run_store import fetch
+from fer_adapters.store import Store
 from fer_core.errors import ConfigError, MissingUpstreamError
 from fer_core.export.bundle import load_bundle, verify_bundle
 from fer_core.logits.store import read_logits
@@ -26,12 +28,15 @@ def test_every_stage_hands_over_typed_content_hashes(first_run):
     out = first_run
     assert len(out.index.index_sha256) == 64
     assert [t.teacher for t in out.teachers] == ["resnet", "effnet"]
-    for t in out.teachers:
-        table = read_logits(t.logits)
+    assert out.index.pack is not None and out.index.pack.startswith(f"datasets/{out.index.index_sha256}/pixels-")
+    for t in out.teachers:  # results name store keys, verified by their SHA-256 when fetched
+        assert t.logits.startswith("runs/train_teacher/") and t.checkpoint.startswith(t.out_dir)
+        table = read_logits(fetch(t.logits, t.logits_sha256))
         assert table.model_id.startswith("sha256:") and len(set(table.ids)) == len(table.ids)
     assert abs(sum(out.ensemble.weights) - 1.0) < 1e-6
     assert out.ensemble.teacher_names == ["resnet", "effnet"]
-    cal = json.loads(Path(out.calibrated[0].calibration_json).read_text())
+    c = out.calibrated[0]
+    cal = json.loads(fetch(c.calibration_json, c.calibration_sha256).read_text())
     assert cal["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     assert cal["temperature"] > 0
 
@@ -103,6 +108,23 @@ def test_a_stage_whose_upstream_never_ran_names_it_and_trains_nothing(first_run)
         tune_ensemble_flow(config=other)
 
 
+def test_a_changed_cpu_share_reuses_every_finished_unit(first_run):
+    """Where a unit runs is not what it is: more CPUs (so more torch threads) for a finished stage trains nothing."""
+    from flows.distill import distill_flow
+    from flows.teachers import train_teachers_flow
+
+    cfg = load_pipeline_config(CONFIG)
+    more = cfg.teachers.resources.model_copy(update={"cpu": 2})
+    bigger = cfg.model_copy(update={
+        "teachers": cfg.teachers.model_copy(update={"resources": more}),
+        "student": cfg.student.model_copy(update={"resources": more, "sweep": cfg.student.sweep.model_copy(
+            update={"enabled": False}), "nested": None})})  # fmt: skip
+    teachers = train_teachers_flow(config=bigger)
+    assert [t.mlflow_run_id for t in teachers] == [t.mlflow_run_id for t in first_run.teachers]
+    students = distill_flow(config=bigger, index=first_run.index, teachers=teachers, ensemble=first_run.ensemble)
+    assert [s.mlflow_run_id for s in students.students] == [s.mlflow_run_id for s in first_run.students.students]
+
+
 def test_realtime_runner_on_a_synthetic_video(first_run):
     from fer_core.realtime.stabilize import StabilizerConfig
     from tasks.realtime import realtime_demo
@@ -119,10 +141,11 @@ def test_a_gpu_unit_on_a_gpu_less_cluster_is_refused_before_anything_trains(firs
     cfg = load_pipeline_config(CONFIG)
     gpu = cfg.teachers.resources.model_copy(update={"gpu": 1})
     wants_gpu = cfg.model_copy(update={"teachers": cfg.teachers.model_copy(update={"resources": gpu, "seeds": [7]})})
-    runs_before = set((Path(first_run.teachers[0].out_dir).parent).iterdir())
+    store = Store.from_env()
+    runs_before = store.list("runs/train_teacher")
     with pytest.raises(ConfigError, match=r"asks for 1 GPU but the Ray cluster has 0.*nothing was trained"):
         train_teachers_flow(config=wants_gpu)
-    assert set((Path(first_run.teachers[0].out_dir).parent).iterdir()) == runs_before
+    assert store.list("runs/train_teacher") == runs_before
 
 
 def test_cpu_fallback_runs_the_unit_on_cpu_and_says_so(first_run):
@@ -130,7 +153,8 @@ def test_cpu_fallback_runs_the_unit_on_cpu_and_says_so(first_run):
 
     cfg = load_pipeline_config(CONFIG)
     gpu = cfg.teachers.resources.model_copy(update={"gpu": 1, "allow_cpu_fallback": True})
+    # A seed of its own: a finished unit is reused whatever resources it is offered (its resources are not what it is)
     runs = train_teachers_flow(config=cfg.model_copy(update={"teachers": cfg.teachers.model_copy(
-        update={"resources": gpu})}))  # fmt: skip
+        update={"resources": gpu, "seeds": [5]})}))  # fmt: skip
     tags = MlflowClient().get_run(runs[0].mlflow_run_id).data.tags
     assert json.loads(tags["ferflow.resources"]) == {"cpu": 1, "gpu": 0, "cpu_fallback": True}

@@ -79,13 +79,13 @@ def test_a_student_run_folder_changes_with_its_teachers_and_their_temperatures()
     """A changed teacher temperature (or retrained teacher) must never resume the previous student's checkpoint."""
     from fer_core.distill.config import DistillConfig
     from tasks.distill import distill_key
-    from tasks.teachers import run_dir
+    from fer_adapters.run_store import run_key
 
     teachers = [_teacher("a"), _teacher("b")]
     base = DistillConfig(strategy="pairwise", teachers=("x", "y"), teacher_temperatures=(1.0, 1.0))
     hotter = base.model_copy(update={"teacher_temperatures": (3.0, 3.0)})
     retrained = [_teacher("c"), teachers[1]]
-    dirs = {run_dir("/r", "distill", "s", {"cfg": 1, "extra": distill_key(d, t)})
+    dirs = {run_key("distill", "s", {"cfg": 1, "extra": distill_key(d, t)})
             for d, t in ((base, teachers), (hotter, teachers), (base, retrained))}  # fmt: skip
     assert len(dirs) == 3
-    assert run_dir("/r", "distill", "s", {"cfg": 1, "extra": distill_key(base, teachers)}) in dirs  # deterministic
+    assert run_key("distill", "s", {"cfg": 1, "extra": distill_key(base, teachers)}) in dirs  # deterministic

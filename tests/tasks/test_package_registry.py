@@ -45,23 +45,40 @@ def world(tmp_path_factory):
         from fer_adapters.tracking import configure_tracking
 
         configure_tracking()
-        yield {"root": root, "index": res.index_path, "sha": sha256_file(res.index_path), "ckpt": ckpt}
+        from fer_adapters.datasets import publish_dataset
+
+        sha = sha256_file(res.index_path)
+        publish_dataset(str(res.index_path), sha, SPEC)  # the store the package task reads (FERFLOW_HOME/store)
+        yield {"root": root, "index": res.index_path, "sha": sha, "ckpt": ckpt, "candidates": []}
 
 
-def student(world, name: str, val: dict, heldout_f1: float, sha: str | None = None) -> str:
-    """A finished, calibrated student run as the distill and calibrate stages leave it (checkpoint, calibration)."""
+def student(world, name: str, val: dict, heldout_f1: float) -> str:
+    """A finished, calibrated student as the distill and calibrate stages hand it over: its MLflow run, its
+    checkpoint and calibration in the store, and the typed result (added to the world's candidates)."""
+    from fer_adapters.run_store import RunFolder
     from fer_adapters.runs import ferflow_run
+    from fer_spec.results import CalibratedStudent, StudentRun
 
     cal = world["root"] / name / "calibration.json"
     cal.parent.mkdir(parents=True, exist_ok=True)
     write_calibration_json(cal, FER_CLASSES, 1.3, {"ece_15": 0.09}, {"ece_15": 0.02})
-    with ferflow_run("distill", dataset_sha256=sha or world["sha"], run_name=name) as (run_id, sink):
+    with ferflow_run("distill", dataset_sha256=world["sha"], run_name=name) as (run_id, sink):
         sink.log_artifact(world["ckpt"], "checkpoint")
         sink.log_artifact(cal, "calibration")
         heldout = {"after/macro_f1": heldout_f1, "after/accuracy": heldout_f1, "before/ece_15": 0.09,
                    "after/ece_15": 0.02}  # fmt: skip
         calibration = {"val_before/ece_15": 0.08, "calibration/temperature": 1.3, "calibration/fell_back": 0.0}
         sink.log_metrics({**{f"val_after/{k}": v for k, v in val.items()}, **heldout, **calibration})
+    folder = RunFolder(f"runs/test/{name}")
+    ckpt_key = folder.store.put_file(f"{folder.key}/last.pt", world["ckpt"])
+    cal_key = folder.store.put_file(f"{folder.key}/calibration/calibration.json", cal)
+    run = StudentRun(name=name, seed=0, checkpoint=ckpt_key, checkpoint_sha256=sha256_file(world["ckpt"]),
+                     logits="", logits_sha256="", mlflow_run_id=run_id, val_metrics={"macro_f1": val["macro_f1"]},
+                     class_f1=[0.0] * 7, out_dir=folder.key, kind="pairwise-kd")  # fmt: skip
+    world["candidates"].append(CalibratedStudent(
+        student=run, calibration_json=cal_key, calibration_sha256=sha256_file(cal), temperature=1.3,
+        before={"ece_15": 0.09}, after={"macro_f1": heldout_f1, "accuracy": heldout_f1, "ece_15": 0.02},
+        val_before={"ece_15": 0.08}, val_after=val))  # fmt: skip
     return run_id
 
 
@@ -76,7 +93,7 @@ def package(world, model_name: str, monkeypatch, **gates):
     cfg = PackageSection(model_name=model_name, parity_samples=8, **gates)
     index = IndexRef(index_path=str(world["index"]), index_sha256=world["sha"], manifest={}, report_json="",
                      balance_png="")  # fmt: skip
-    out = pkg.package_student.fn(cfg, index, SPEC, str(world["root"] / "out"))
+    out = pkg.package_student.fn(cfg, index, SPEC, list(world["candidates"]), "synthetic faces (test)")
     assert len(shown) == 1 and shown[0]["description"], shown
     return out, shown[0]["markdown"]
 
@@ -128,10 +145,9 @@ def test_a_better_student_takes_the_champion_alias_and_the_move_is_recorded(worl
 
 
 def test_a_near_chance_student_is_registered_but_never_promoted(world, monkeypatch):
-    sha = "0" * 64
-    world_b = {**world, "sha": sha}
-    student(world_b, "student-weak-s1", {"macro_f1": 0.085, "accuracy": 0.18, "ece_15": 0.0142, "nll": 1.9}, 0.09,
-            sha=sha)  # fmt: skip
+    sha = world["sha"]
+    world_b = {**world, "candidates": []}  # only this student is a candidate
+    student(world_b, "student-weak-s1", {"macro_f1": 0.085, "accuracy": 0.18, "ece_15": 0.0142, "nll": 1.9}, 0.09)
     out, md = package(world_b, "fer-c", monkeypatch, min_macro_f1=0.0, max_ece=1.0)  # every configured floor at 0
     assert out.alias is None and out.registered
     client = MlflowClient()

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fer_adapters import store as storage
 from fer_adapters.store import StorageError, StorageNotFoundError
 from fer_core.io import sha256_file
-from fer_adapters import store as storage
 
 
 def _index_and_manifest(folder):
