@@ -23,16 +23,18 @@ def load_yaml_config(path: str | Path, model: type[M]) -> M:
     """Load a YAML file with ``safe_load`` and validate it as ``model``.
 
     Raises:
-        ConfigError: the file is missing, not UTF-8 YAML, not a mapping, or fails validation (message names the file
-            and fields).
+        ConfigError: the file is missing, empty, not UTF-8 YAML, not a mapping, or fails validation (message names
+            the file and fields).
     """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data: Any = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {p} is not valid UTF-8 YAML: {e}; fix the file") from e
+    if data is None:  # an empty file, or only comments: "got NoneType" would hide that
+        raise ConfigError(f"config file {p} is empty; write the {model.__name__} fields (see configs/)")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping at the top level, got {type(data).__name__}")
     return validate_config(data, model, where=str(p))

@@ -449,20 +449,11 @@ def _stack_settings() -> Any:
 
 
 def _check_stack_state() -> None:
-    from fer_core.errors import ConfigError
+    """A damaged ``state.json`` is refused naming its field before any component is touched."""
     from ferflow._startup import ferflow_home
+    from ferflow.stack import read_state
 
-    path = ferflow_home() / "stack" / "state.json"
-    if not path.exists():
-        return
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"stack state {path} is unreadable ({e}); stop any stack process by the pids in "
-                          f"{path.parent}/*.pid, then delete the file") from e  # fmt: skip
-    if not isinstance(state, dict) or not isinstance(state.get("components"), dict):
-        raise ConfigError(f"stack state {path} lacks its 'components' mapping; stop any stack process by the pids "
-                          f"in {path.parent}/*.pid, then delete the file")
+    read_state(ferflow_home() / "stack" / "state.json")
 
 
 @stack_app.command("up")

@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from fer_core.errors import ConfigError, FerError
-from fer_core.io import atomic_write_json, atomic_write_text, read_json
+from fer_core.io import atomic_write_json, atomic_write_text
 from fer_spec.settings import Settings
 from ferflow import _stack_procs as procs
 
@@ -89,9 +89,40 @@ def _state_path(settings: Settings) -> Path:
     return stack_dir(settings) / "state.json"
 
 
+_ENTRY_FIELDS: dict[str, type | tuple[type, ...]] = {"pid": int, "start_ticks": int, "boot_id": str}
+
+
+def read_state(path: Path) -> dict:
+    """The stack's ``state.json``, checked: a ``components`` mapping of known names, each with the fields that
+    identify its process (``pid``, ``start_ticks``, ``boot_id``).
+
+    Raises:
+        ConfigError: unreadable JSON, or a missing or mistyped field (named, with the way out).
+    """
+    if not path.exists():
+        return {"components": {}}
+    fix = f"stop any stack process by the pids in {path.parent}/*.pid, then delete the file"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"stack state {path} is unreadable ({e}); {fix}") from e
+    if not isinstance(state, dict) or not isinstance(state.get("components"), dict):
+        raise ConfigError(f"stack state {path} lacks its 'components' mapping; {fix}")
+    for name, entry in state["components"].items():
+        if name not in COMPONENTS or not isinstance(entry, dict):
+            raise ConfigError(f"stack state {path}: component {name!r} is not one of {list(COMPONENTS)} with a "
+                              f"mapping of fields; {fix}")  # fmt: skip
+        for field, kind in _ENTRY_FIELDS.items():
+            value = entry.get(field)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                got = "missing" if field not in entry else f"{value!r}"
+                raise ConfigError(f"stack state {path}: components.{name}.{field} is {got} (want "
+                                  f"{kind.__name__}); {fix}")  # fmt: skip
+    return state
+
+
 def _load_state(settings: Settings) -> dict:
-    path = _state_path(settings)
-    return read_json(path) if path.exists() else {"components": {}}
+    return read_state(_state_path(settings))
 
 
 def _save_state(settings: Settings, state: dict) -> None:

@@ -16,7 +16,7 @@ from fer_adapters.retry import retry_transient
 from fer_core.data import ingest as ing
 from fer_core.data.adapters import SourceSpec, collect_source, write_generated
 from fer_core.data.index import manifest_path, revalidate_index
-from fer_core.errors import FerError, IntegrityMismatchError, printable
+from fer_core.errors import FerError
 from fer_core.io import atomic_write_json, read_json, sha256_file, sha256_json
 from fer_spec.results import IndexRef
 
@@ -131,40 +131,14 @@ def outputs(cfg: ing.IngestConfig) -> IndexRef:
 
 
 @task(name="existing_index")
-def existing_index(cfg: ing.IngestConfig, strict: bool = False) -> IndexRef | None:
-    """The index written by this exact config, when its manifest and files still verify.
-
-    Args:
-        cfg: the effective ingest config.
-        strict: refuse a damaged index instead of answering ``None``. The ingest stage's cache probe is lenient (a
-            re-ingest rebuilds a damaged index); a later stage looking for its input is strict, so a truncated index
-            is reported as damaged, never as "ingest has not run".
-
-    Returns:
-        The index reference, or ``None`` when no index of this config exists (or, lenient, when it is damaged).
-
-    Raises:
-        IntegrityMismatchError: (strict) the index no longer matches its manifest or its files.
-    """
+def existing_index(cfg: ing.IngestConfig) -> IndexRef | None:
+    """The cache probe: an index written by this exact config whose manifest and files still verify."""
     stamp = cfg.out_dir / "ingest_config.json"
     if not (cfg.index_path.is_file() and stamp.is_file()) or read_json(stamp).get("config_hash") != config_hash(cfg):
         return None
     try:
-        problems = revalidate_index(cfg.index_path)  # verifies the manifest; warm: stats only for unchanged files
-    except (FerError, OSError, ValueError) as e:
-        if not strict:
-            return None
-        raise _damaged(cfg, f"{type(e).__name__}: {e}", []) from e
-    if problems:
-        if not strict:
+        if revalidate_index(cfg.index_path):  # verifies the manifest; warm: stats only for unchanged files
             return None  # a file changed or vanished since: re-ingest, which reports it properly
-        raise _damaged(cfg, f"{len(problems)} of its files changed or vanished", problems)
+    except (FerError, OSError, ValueError):  # a damaged index or cache: re-ingest rebuilds both
+        return None
     return outputs(cfg)
-
-
-def _damaged(cfg: ing.IngestConfig, why: str, problems: list[tuple[str, str]]) -> IntegrityMismatchError:
-    shown = printable(cfg.index_path)
-    return IntegrityMismatchError(
-        f"the dataset index {shown} is damaged ({why}); re-run the ingest stage of this profile to rebuild it "
-        f"(`ferflow ingest --config FILE`, or the pipeline); `ferflow validate {shown}` lists what changed", problems
-    )

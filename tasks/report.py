@@ -28,7 +28,7 @@ from fer_adapters.tracking import EXPERIMENT, configure_tracking
 from fer_core.calibrate.plots import confusion_plot, reliability_diagram
 from fer_core.data.adapters import FOLDER_SPLIT_MAP
 from fer_core.ensemble.fusion import fuse_probs, softmax
-from fer_core.errors import ConfigError
+from fer_core.errors import ConfigError, MissingUpstreamError
 from fer_core.export.latency import time_calls
 from fer_core.io import atomic_write_json, atomic_write_text, read_json, sha256_file
 from fer_core.logits.store import align_logits, read_logits
@@ -97,7 +97,7 @@ class _Runs:
             output_format="pandas",
         )
         if self.df.empty:
-            raise ConfigError(f"no finished MLflow runs for index {index_sha256[:12]}: run the pipeline first")
+            raise MissingUpstreamError(f"no finished MLflow runs for index {index_sha256[:12]}: run the pipeline first")
 
     def latest(self, what: str, **tags: str) -> pd.Series:
         """The newest run whose tags equal ``tags`` (keys without the ``tags.`` prefix)."""
@@ -107,7 +107,7 @@ class _Runs:
             m &= (self.df[col] == v).to_numpy() if col in self.df else False
         hit = self.df[m]
         if hit.empty:
-            raise ConfigError(f"no finished run for {what} ({tags}) in MLflow: run that stage of the pipeline first")
+            raise MissingUpstreamError(f"no finished run for {what} ({tags}) in MLflow: run that stage of the pipeline first")
         return hit.iloc[0]
 
     def logits(self, run: pd.Series) -> Path:
@@ -172,7 +172,7 @@ def _student_rows(
     if cfg.student.sweep.enabled:
         sweep = _latest_sweep(index_sha256)
         if sweep is None:
-            raise ConfigError("no distillation sweep for this index in MLflow: run the pipeline (sweep enabled) first")
+            raise MissingUpstreamError("no distillation sweep for this index in MLflow: run the pipeline (sweep enabled) first")
         trials = runs.df[runs.df.get("tags.ferflow.sweep", pd.Series(dtype=str)) == sweep["run_id"]]
         if sweep["status"] != "FINISHED":
             notes.append(
@@ -227,21 +227,34 @@ def build_report(cfg: PipelineConfig, out_dir: str | None = None) -> dict[str, A
     idx_dir = ing.out_dir if ing.out_dir.is_absolute() else home / ing.out_dir
     index_path = idx_dir / ing.index_name
     if not index_path.exists():
-        raise ConfigError(f"no index at {index_path}: run `ferflow pipeline --config ...` for profile {cfg.name!r}")
+        raise MissingUpstreamError(f"no index at {index_path}: run `ferflow pipeline --config ...` for profile {cfg.name!r}")
     sha = sha256_file(index_path)
-    rows = load_index(str(index_path), sha)
+    rows = load_index(sha)  # the store's copy of this index (fer_adapters.datasets)
     out = Path(out_dir) if out_dir else home / "reports" / cfg.name
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"report folder {out} is a file; give a folder")
     tmp = Path(tempfile.mkdtemp(prefix="ferflow-report-"))
+    created = _new_folders(out)
     try:
-        return _build(cfg, rows, str(index_path), sha, idx_dir, out, tmp)
+        runs = _Runs(sha, tmp)  # refuses before anything is written when the pipeline has not run
+        out.mkdir(parents=True, exist_ok=True)
+        return _build(cfg, runs, rows, str(index_path), sha, idx_dir, out, tmp)
+    except BaseException:
+        for folder in created:  # a refused report leaves no (partial or empty) folder it made itself
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(cfg: PipelineConfig, rows: pd.DataFrame, index_path: str, sha: str, idx_dir: Path, out: Path,
+def _new_folders(out: Path) -> list[Path]:
+    """The outermost folder ``out.mkdir(parents=True)`` would create (removing it removes the rest), or none."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    return missing[-1:]
+
+
+def _build(cfg: PipelineConfig, runs: _Runs, rows: pd.DataFrame, index_path: str, sha: str, idx_dir: Path, out: Path,
            tmp: Path) -> dict[str, Any]:  # fmt: skip
-    runs = _Runs(sha, tmp)
     rows, comp = _evaluation_rows(rows, list(cfg.data.ingest.sources))
     masks: dict[str, np.ndarray] = {}
     images: dict[str, str] = {}

@@ -125,7 +125,7 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
     shown_root = next(s.path for s in cfg.data.ingest.sources if s.kind == "folder")  # as the profile names it
     source = folders[0].name or data_root.name
     sha = sha256_file(index_path)
-    rows = load_index(str(index_path), sha)
+    rows = load_index(sha)  # the store's copy of this index (fer_adapters.datasets)
     client = MlflowClient()
     version, alias = packaged_version(client, cfg.package.model_name, sha)
     if version is None:

@@ -99,7 +99,8 @@ def read_index(path: str | Path, verify: bool = True) -> pd.DataFrame:
 
     Raises:
         DataIntegrityError: the index file is missing or is not an index Parquet file.
-        IntegrityMismatchError: the manifest is missing or unreadable, or its hash or counts differ (both values named).
+        IntegrityMismatchError: the manifest is missing or unreadable, or its hash, row count or class/split counts
+            differ (both values named).
     """
     path = Path(path)
     if not path.is_file():
@@ -123,6 +124,10 @@ def read_index(path: str | Path, verify: bool = True) -> pd.DataFrame:
                                  f"{str(e)[:200]}); give the index.parquet the ingest wrote",
                                  [(printable(path), "not an index")]) from e  # fmt: skip
     df["bbox"] = [None if b is None else [int(v) for v in b] for b in df["bbox"]]
+    if verify and manifest.get("rows") != len(df):
+        raise IntegrityMismatchError(f"index {printable(path)} has {len(df)} rows but its manifest {printable(mpath)} "
+                                     f"says {manifest.get('rows')!r}; re-run ingest (never hand-edit a manifest)",
+                                     [(printable(mpath), "rows differ from the index")])  # fmt: skip
     if verify and counts(df) != manifest.get("counts"):
         raise IntegrityMismatchError(f"index {printable(path)}: class/split counts differ from manifest "
                                      f"{printable(mpath)}; re-run ingest",

@@ -140,6 +140,26 @@ def write_logits(
     return digest
 
 
+def _read_meta(p: Path, raw: bytes) -> dict[str, Any]:
+    """The ferflow metadata of a logits file, with the fields every reader needs (a gap is named, never a KeyError)."""
+    key = META_KEY.decode()
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataIntegrityError(f"{p}: its {key!r} metadata is not JSON ({e}); re-export the logits") from e
+    if not isinstance(meta, dict):
+        raise DataIntegrityError(f"{p}: its {key!r} metadata is not an object; re-export the logits")
+    missing = [k for k in ("classes", "model_id") if k not in meta]
+    if missing:
+        raise DataIntegrityError(f"{p}: its {key!r} metadata lacks {missing} (the class order and the producing "
+                                 "model); re-export the logits with write_logits")  # fmt: skip
+    classes = meta["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DataIntegrityError(f"{p}: its {key!r} metadata has classes {classes!r}, not a list of class names; "
+                                 "re-export the logits with write_logits")  # fmt: skip
+    return meta
+
+
 def read_logits(path: str | Path) -> LogitsTable:
     """Read a logits file written by :func:`write_logits`.
 
@@ -153,7 +173,7 @@ def read_logits(path: str | Path) -> LogitsTable:
     raw = (table.schema.metadata or {}).get(META_KEY)
     if raw is None:
         raise DataIntegrityError(f"{p} has no {META_KEY.decode()!r} schema metadata; write it with write_logits")
-    meta = json.loads(raw)
+    meta = _read_meta(p, raw)
     classes = tuple(meta["classes"])
     expected = [ID_COLUMN, *(_column(c) for c in classes)]
     if table.column_names != expected:

@@ -108,7 +108,9 @@ def _load_local_weights(backbone: nn.Module, path: str) -> None:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"pretrained_path {p} does not exist; give a local timm state_dict file (no downloads)")
-    state = torch.load(p, map_location="cpu", weights_only=True)  # noqa: TID251 - backbone weights, not a checkpoint
+    from fer_core.models.checkpoint import read_checkpoint  # here: checkpoint imports this module
+
+    state = read_checkpoint(p, what="pretrained_path")  # refuses pickled objects as a CheckpointMismatchError
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     own = backbone.state_dict()

@@ -89,23 +89,33 @@ def save_checkpoint(
     return Path(path)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
     """The raw saved object, read with ``weights_only=True``.
 
+    Args:
+        path: the file.
+        what: how the message names it (e.g. ``pretrained_path`` for backbone weights).
+
     Raises:
-        CheckpointMismatchError: missing file, or an object that needs arbitrary unpickling (refused).
+        CheckpointMismatchError: missing file, or an object that needs arbitrary unpickling (refused; its first
+            line names the file, the object torch refused, and the fix).
     """
     p = Path(path)
     if not p.is_file():
-        raise CheckpointMismatchError(f"checkpoint {p} does not exist")
+        raise CheckpointMismatchError(f"{what} {p} does not exist")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)  # noqa: TID251 - this is the guarded loader
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        # torch's own message is a page of advice to unpickle anyway: keep only what it refused
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else type(e).__name__)
         raise CheckpointMismatchError(
-            f"checkpoint {p} cannot be read with weights_only=True (corrupt, or holds non-tensor objects): {e}"
+            f"{what} {p} cannot be read with weights_only=True ({refused}). "
+            "ferflow never unpickles arbitrary objects: save plain tensors "
+            "(torch.save(model.state_dict(), path)) or give a ferflow checkpoint"
         ) from e
     if not isinstance(obj, dict):
-        raise CheckpointMismatchError(f"checkpoint {p} holds a {type(obj).__name__}, expected a dict")
+        raise CheckpointMismatchError(f"{what} {p} holds a {type(obj).__name__}, expected a dict of tensors")
     return obj
 
 

@@ -47,6 +47,9 @@ class FrameSource:
         """Release the capture device or file."""
 
 
+MAX_CAMERA_INDEX = 9999  # OpenCV takes a C int: a camera id plus a back-end offset (e.g. 200 + id for V4L2)
+
+
 class CaptureSource(FrameSource):
     """A ``cv2.VideoCapture`` over a camera index or a video file.
 
@@ -59,6 +62,9 @@ class CaptureSource(FrameSource):
         self.name = f"camera {target}" if self.is_camera else str(target)
         if not self.is_camera and not Path(target).is_file():
             raise ConfigError(f"video file {target} does not exist")
+        if self.is_camera and not 0 <= target <= MAX_CAMERA_INDEX:  # larger ones overflow OpenCV with a traceback
+            raise ConfigError(f"camera index {target} is out of range 0..{MAX_CAMERA_INDEX}; pass the index of an "
+                              "existing camera (0 is the first), a video file or an image folder")  # fmt: skip
         self._cap = cv2.VideoCapture(target if self.is_camera else str(target))
         if not self._cap.isOpened():
             self._cap.release()

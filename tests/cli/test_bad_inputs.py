@@ -169,7 +169,46 @@ def _unreachable_prefect(t, env, shared):
     return _ingest(f"folder:{b.dataset(t / 'data')}", t), f"127.0.0.1:{port}"
 
 
+def _profile_case(cmd: str, edit, culprit: str) -> Make:
+    """A stage command on the tiny profile after ``edit(dict)``, refused at profile validation naming ``culprit``."""
+    return lambda t, e, s: ([cmd, "--config", str(b.profile(t, edit))], culprit)
+
+
+def _ship_over_own_files(t, env, shared):
+    mine = t / "mine"
+    (mine / "drafts").mkdir(parents=True)
+    (mine / "thesis.tex").write_text("years of work")
+    return ["ship", "--config", str(b.profile(t)), "--out", str(mine)], "mine is not a ferflow bundle"
+
+
+def _stack_state(body: str, culprit: str) -> Make:
+    def make(t, env, shared):
+        (t.parent / "home" / "stack").mkdir(parents=True)
+        (t.parent / "home" / "stack" / "state.json").write_text(body)
+        env["FERFLOW_HOME"] = str(t.parent / "home")
+        return ["stack", "status"], culprit
+
+    return make
+
+
 CASES: list[Case] = [
+    # ship: never replaces a folder that is not one of its bundles (checked before anything runs)
+    Case("ship-out-is-someones-folder", _ship_over_own_files, 2),
+    # profiles: refused whole before any flow
+    Case("profile-negative-teacher-seed", _profile_case("train-teachers", lambda c: c["teachers"].update(seeds=[-1]),
+                                                        "teachers.seeds.0"), 2),  # fmt: skip
+    Case("profile-negative-synth-seed", _profile_case("pipeline", lambda c: c["data"]["synth"].update(seed=-1),
+                                                      "data.synth.seed"), 2),  # fmt: skip
+    Case("profile-duplicate-seeds", _profile_case("distill", lambda c: c["student"].update(seeds=[0, 0]),
+                                                  "[0] listed more than once"), 2),  # fmt: skip
+    Case("profile-negative-train-seed", _profile_case("train-teachers", lambda c: c["student"]["train"].update(
+        seed=-5), "student.train.seed: -5 is not a seed"), 2),
+    Case("profile-negative-ingest-seed", _profile_case("report", lambda c: c["data"]["ingest"].update(seed=-2),
+                                                       "data.ingest.seed"), 2),  # fmt: skip
+    Case("pipeline-config-empty", _stage("pipeline", "# nothing yet\n"), 2),
+    Case("pipeline-config-empty-says-so", lambda t, e, s: (["pipeline", "--config", str(_text(t, ""))], "is empty"), 2),
+    Case("ingest-config-empty", lambda t, e, s: (["ingest", "--config", str(_text(t, "\n"))], "is empty"), 2),
+
     # the command line itself
     Case("unknown-command", lambda t, e, s: (["bogus"], "bogus"), 2),
     Case("unknown-option", lambda t, e, s: (["validate", "--nope", "x"], "--nope"), 2),
@@ -193,6 +232,7 @@ CASES: list[Case] = [
                                                       "angry/img0.png  a FIFO"), 3),  # fmt: skip
     Case("validate-zero-byte", _validate_after(lambda i, d: (d / "angry" / "img1.png").write_bytes(b""),
                                                "angry/img1.png  zero-byte file"), 3),  # fmt: skip
+    Case("validate-rows-tampered", _validate_after(lambda i, d: b.edit_manifest(i, rows=999), "says 999"), 3),
     Case("validate-workers-zero", lambda t, e, s: (["validate", "--workers", "0", str(t)], "--workers"), 2),
     # ingest: refused before any flow starts
     Case("ingest-nothing-given", lambda t, e, s: (["ingest", "--out", str(t / "out")], "--source KIND:PATH"), 2),
@@ -244,6 +284,8 @@ CASES: list[Case] = [
     # realtime
     Case("realtime-bundle-tampered", _realtime([], "model.onnx", tamper=True), 3),
     Case("realtime-source-missing", lambda t, e, s: _realtime_from(t, s, str(t / "nope.mp4")), 2),
+    Case("realtime-camera-index-huge", lambda t, e, s: (_realtime_from(t, s, "99999999999")[0],
+                                                        "camera index 99999999999 is out of range"), 2),  # fmt: skip
     Case("realtime-threads-zero", _realtime(["--threads", "0"], "--threads"), 2),
     Case("realtime-display-bogus", _realtime(["--display", "bogus"], "display"), 2),
     Case("realtime-max-frames-zero", _realtime(["--max-frames", "0"], "--max-frames"), 2),
@@ -292,6 +334,9 @@ CASES: list[Case] = [
     Case("stack-bad-auth-mode", _stack("up", "FERFLOW_RAY_AUTH_MODE", FERFLOW_RAY_AUTH_MODE="open"), 2),
     Case("stack-bad-cpus", _stack("up", "FERFLOW_RAY_NUM_CPUS", FERFLOW_RAY_NUM_CPUS="-2"), 2),
     Case("stack-corrupt-state", _corrupt_stack_state, 2),
+    Case("stack-state-missing-field", _stack_state('{"components": {"prefect": {"pid": 12}}}',
+                                                   "components.prefect.start_ticks is missing"), 2),  # fmt: skip
+    Case("stack-state-unknown-component", _stack_state('{"components": {"bogus": {}}}', "'bogus'"), 2),
     Case("stack-port-in-use", _port_in_use, 5),
 ]
 
@@ -325,9 +370,36 @@ FLOW_CASES: list[Case] = [
         _ingest(f"folder:{_empty_classes(t)}", t), "empty class folder"), 2, flow=True),
     Case("ingest-fer2013-bad-pixels", lambda t, e, s: (_ingest(f"fer2013_csv:{_fer_csv(t)}", t),
                                                        "fer.csv:3: pixels are not 2304"), 2, flow=True),  # fmt: skip
+    Case("report-before-any-run", lambda t, e, s: _report_before_runs(t), 4, flow=True),
+    Case("tune-stabilizer-unlabelled-log", lambda t, e, s: _unlabelled_log(t, s), 2, flow=True),
     Case("teachers-before-ingest", lambda t, e, s: (["train-teachers", "--config", str(b.profile(t))],
                                                     "ferflow ingest"), 4, flow=True),  # fmt: skip
 ]
+
+
+def _ingested(t: Path) -> Path:
+    """The tiny profile with its own index, made by ``ferflow ingest -c`` (which renders its synthetic faces)."""
+    profile = b.profile(t)
+    result = runner.invoke(app, ["ingest", "--config", str(profile)])
+    _console_to_fd2()  # that call configured Prefect's console on its own (now closed) stream
+    assert result.exit_code == 0, result.output
+    return profile
+
+
+def _report_before_runs(t: Path) -> tuple[list[str], str]:
+    """An index exists but no stage ran on it: missing upstream (as ship says), and no report folder is left."""
+    profile = _ingested(t)
+    return ["report", "--config", str(profile), "--out", str(t / "reports" / "r")], "no finished run"
+
+
+def _unlabelled_log(t: Path, shared: dict) -> tuple[list[str], str]:
+    from fer_core.taxonomy import FER_CLASSES
+
+    bundle = b.copy_bundle(shared["bundle"], t)
+    rows = [f"{i / 15},{i},0,0,0,40,40,,," + ",".join(["0.142857"] * 7) for i in range(20)]
+    header = "timestamp_s,frame,track_id,x,y,w,h,true_label,smoothed_label," + ",".join(f"p_{c}" for c in FER_CLASSES)
+    (t / "frames.csv").write_text("\n".join([header, *rows]) + "\n")
+    return ["tune-stabilizer", "--bundle", str(bundle), "--log", str(t / "frames.csv")], "no labelled frame"
 
 
 def _bad_bytes_csv(t: Path) -> Path:
@@ -384,8 +456,7 @@ def test_bad_input_is_refused(case, tmp_path, shared):
     _check(case, tmp_path, shared)
 
 
-@pytest.fixture
-def prefect_console_on_fd2(prefect_harness):
+def _console_to_fd2() -> None:
     """Prefect's console handler keeps the stream it was configured with; a CliRunner closes its own after each
     call, so point the handler at the process's stderr (captured by ``capfd``)."""
     import logging
@@ -398,6 +469,11 @@ def prefect_console_on_fd2(prefect_harness):
         if isinstance(handler, PrefectConsoleHandler):
             handler.stream = sys.__stderr__  # setStream would flush the closed one
             handler.console.file = sys.__stderr__
+
+
+@pytest.fixture
+def prefect_console_on_fd2(prefect_harness):
+    _console_to_fd2()
 
 
 @pytest.mark.timeout(300)
