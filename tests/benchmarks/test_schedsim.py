@@ -122,7 +122,7 @@ def test_gpu_profile_graph_counts_and_dependencies():
     assert sum(n.startswith("sweep/") for n in units) == 55 * 6  # 1 ce + 3 x (6 kd + 12 dkd) variants x 6 seeds
     assert set(units["ensemble"].deps) == set(teachers)
     assert units["calibrate/student/pairwise-kd/s42"].deps == ("student/pairwise-kd/s42",)
-    assert all(u.gpu == 1 and u.cpu == 4 for u in units.values() if u.group in ("teacher", "student"))
+    assert all(u.gpu == 1 and u.cpu == 2 for u in units.values() if u.group in ("teacher", "student"))
 
 
 def test_study_profile_is_four_families_of_five_seeds_and_ce_early_moves_only_ce():

@@ -43,12 +43,14 @@ def test_fer2013_cpu_profile_is_the_seed_study():
 
 def test_fer2013_gpu_profile_is_the_team_configuration():
     cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_gpu.yaml")
-    assert cfg.data.preprocess.size == (224, 224)
+    assert cfg.data.preprocess.size == (48, 48) and cfg.data.preprocess.channels == 1  # packed; resized on the GPU
     assert [t.train.model.name for t in cfg.teachers.teachers] == ["resnet18", "efficientnet_b3"]
     assert cfg.student.train.model.name == "mobilenetv3_large_100"
+    models = [t.train.model for t in cfg.teachers.teachers] + [cfg.student.train.model]
+    assert {m.img_size for m in models} == {112} and all(m.pretrained_path is None for m in models)  # from scratch
     assert all(t.train.device == "cuda" for t in cfg.teachers.teachers)
-    assert cfg.student.sweep.resources.gpu == 1
-    assert cfg.teachers.resources.gpu == 1 and cfg.student.resources.gpu == 1  # every unit on a GPU worker
+    assert cfg.student.distill.mode == "online"
+    assert 0 < cfg.teachers.resources.gpu < 1 and cfg.student.resources.gpu == cfg.student.sweep.resources.gpu == 0.25
 
 
 def test_unknown_sweep_variant_is_refused_with_the_grid():
