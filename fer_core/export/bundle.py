@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from fer_core.config import FrozenModel
 from fer_core.errors import BundleError, ConfigError, FerError, printable
 from fer_core.export.calibration import CalibrationSpec, calibrated_softmax, read_calibration
-from fer_core.export.session import make_session
+from fer_core.export.session import check_model_classes, make_session
 from fer_core.io import sha256_file
 from fer_core.preprocess import PreprocessSpec, preprocess_face
 
@@ -234,6 +234,7 @@ def _check_onnx(root: Path, spec: PreprocessSpec, calib: CalibrationSpec, thread
     k = outputs[0].shape[-1] if outputs and outputs[0].shape else None
     if isinstance(k, int) and k != len(calib.classes):
         raise BundleError(f"{root}/model.onnx: {k} outputs but calibration.json lists {len(calib.classes)} classes")
+    check_model_classes(sess, calib.classes, where=f"{root}/model.onnx")  # models exported before it: unchecked
     return sess
 
 

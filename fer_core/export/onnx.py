@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +14,11 @@ import torch
 from torch import nn
 
 from fer_core.errors import BundleError, ConfigError
-from fer_core.export.session import make_session
+from fer_core.export.session import CLASSES_KEY, make_session
 from fer_core.io import atomic_path
 from fer_core.models.reparam import reparameterize
 from fer_core.preprocess import PreprocessSpec
+from fer_core.taxonomy import FER_CLASSES
 
 OUTPUT_NAME = "logits"
 
@@ -37,13 +40,16 @@ def export_onnx(
     path: str | os.PathLike[str],
     opset: int = 17,
     dynamic_batch: bool = True,
+    classes: Sequence[str] = FER_CLASSES,
 ) -> Path:
     """Export ``model`` (input ``[B, C, H, W]`` → logits ``[B, K]``) to ONNX, written atomically.
 
     The model is switched to eval mode for the export and restored afterwards. A model with fusion hooks (RepVGG /
     MobileOne branches) is exported reparameterised (:func:`fer_core.models.reparam.reparameterize`, on a copy: the
     caller's model is unchanged). The graph's input is named ``spec.input_name`` with shape
-    ``[batch, spec.channels, *spec.size]``; its output is named ``logits``.
+    ``[batch, spec.channels, *spec.size]``; its output is named ``logits``. The model carries its output class
+    order as ``metadata_props`` (``ferflow.classes``, a JSON list), which bundle loaders check against
+    ``calibration.json``.
 
     Args:
         model: the classifier; build it under ``timm.layers.set_layer_config(exportable=True)`` for timm models
@@ -52,12 +58,14 @@ def export_onnx(
         path: destination ``.onnx`` file.
         opset: ONNX opset version.
         dynamic_batch: make the batch axis symbolic (``batch``); otherwise it is fixed at 1.
+        classes: the model's output order ``[K]`` (the names of its logits).
 
     Returns:
         The written path.
 
     Raises:
-        ConfigError: the model does not accept the spec's input or does not return a 2-D logits tensor.
+        ConfigError: the model does not accept the spec's input, does not return a 2-D logits tensor, or returns
+            a different number of logits than ``classes`` names.
     """
     dest = Path(path)
     h, w = spec.size
@@ -71,6 +79,8 @@ def export_onnx(
             out = model(dummy)
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             raise ConfigError(f"model must return logits [B, K] for input {tuple(dummy.shape)}, got {type(out)}")
+        if out.shape[1] != len(classes):
+            raise ConfigError(f"model returns {out.shape[1]} logits but classes names {len(classes)}: {list(classes)}")
         axes = {spec.input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
         with atomic_path(dest) as tmp, _exportable(), warnings.catch_warnings():
             # The TorchScript exporter is fast and stable at opset 17; its deprecation notice is not actionable here.
@@ -80,11 +90,31 @@ def export_onnx(
                 model, (dummy,), str(tmp), input_names=[spec.input_name], output_names=[OUTPUT_NAME],
                 opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False,
             )  # fmt: skip
+            set_metadata(tmp, {CLASSES_KEY: json.dumps(list(classes))})
     except RuntimeError as e:
         raise ConfigError(f"ONNX export of {type(model).__name__} for input {tuple(dummy.shape)} failed: {e}") from e
     finally:
         source.train(was_training)
     return dest
+
+
+def set_metadata(path: str | os.PathLike[str], props: dict[str, str]) -> None:
+    """Set ``metadata_props`` entries of an ONNX file in place (other entries kept)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = {p.key: p.value for p in model.metadata_props if p.key not in props}
+    del model.metadata_props[:]
+    for key, value in {**kept, **props}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file."""
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
 @dataclass(frozen=True)

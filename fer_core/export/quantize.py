@@ -70,6 +70,9 @@ def quantize_int8(
             per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )  # fmt: skip
+        from fer_core.export.onnx import metadata, set_metadata
+
+        set_metadata(tmp, metadata(onnx_path))  # the class order (and any other stamp) survives quantisation
     return dest
 
 

@@ -273,6 +273,8 @@ CASES: list[Case] = [
     Case("evaluate-bundle-no-manifest", _evaluate_on(lambda bu, d: (bu / "manifest.json").unlink(), "manifest"), 3),
     Case("evaluate-bundle-tampered", _evaluate_on(
         lambda bu, d: (bu / "model.onnx").write_bytes((bu / "model.onnx").read_bytes() + b"\0"), "model.onnx"), 3),
+    Case("evaluate-calibration-classes-swapped", _evaluate_on(lambda bu, d: b.swap_classes(bu),
+                                                              "outputs the classes in the order"), 3),  # fmt: skip
     Case("evaluate-data-missing", _evaluate_on(lambda bu, d: shutil.rmtree(d), "eval"), 2),
     Case("evaluate-unknown-class", _evaluate_on(lambda bu, d: b.png(d / "contempt" / "a.png", b.face(5)),
                                                 "contempt"), 2),  # fmt: skip
