@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from fer_adapters.tracking import EXPERIMENT
-from fer_core.errors import MissingUpstreamError
+from fer_core.errors import ConfigError, MissingUpstreamError
 from fer_core.export.gates import Baselines, GateVerdict, PromotionGates, baselines, check_promotion
 from fer_core.taxonomy import FER_CLASSES
 from fer_spec.results import CalibratedStudent
@@ -231,12 +231,46 @@ def register_version(
 
     sess = make_session(onnx_path)
     feed = {sess.get_inputs()[0].name: example.astype(np.float32)}
+    check_one_signature(client, model_name, feed)
     out = {o.name: y for o, y in zip(sess.get_outputs(), sess.run(None, feed), strict=True)}
-    info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx-student", signature=infer_signature(feed, out),
-                                 input_example=feed, run_id=cand.run_id,
-                                 onnx_execution_providers=["CPUExecutionProvider"])  # fmt: skip
+    # Inside the run: MLflow puts a logged model in the ACTIVE experiment (Default without one), not the run's.
+    with mlflow.start_run(run_id=cand.run_id, nested=mlflow.active_run() is not None):
+        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name=f"{cand.name}-onnx",
+                                     signature=infer_signature(feed, out), input_example=feed,
+                                     onnx_execution_providers=["CPUExecutionProvider"])  # fmt: skip
     return client.create_model_version(model_name, info.model_uri, run_id=cand.run_id, tags=tags,
                                        description=description, model_id=info.model_id)  # fmt: skip
+
+
+INPUT_TAG = "ferflow.input"
+
+
+def input_signature(feed: dict[str, np.ndarray]) -> str:
+    """A registered model's input as text, e.g. ``input[-1, 1, 48, 48] float32`` (batch free)."""
+    (name, x), = feed.items()
+    return f"{name}[{', '.join(['-1', *(str(d) for d in x.shape[1:])])}] {x.dtype}"
+
+
+def check_one_signature(client: MlflowClient, model_name: str, feed: dict[str, np.ndarray]) -> None:
+    """One input signature per registered model: record it on first use, refuse a version that differs.
+
+    Raises:
+        ConfigError: the registered model holds versions of another input (both named; the fix: its own name).
+    """
+    from mlflow.exceptions import MlflowException
+
+    want = input_signature(feed)
+    try:
+        have = client.get_registered_model(model_name).tags.get(INPUT_TAG)
+    except MlflowException:  # not registered yet
+        client.create_registered_model(model_name)
+        have = None
+    if have is None:
+        client.set_registered_model_tag(model_name, INPUT_TAG, want)
+    elif have != want:
+        raise ConfigError(f"registered model {model_name!r} holds versions with input {have}; this student's is "
+                          f"{want}. A registered model has one signature: give this profile its own "
+                          "package.model_name (e.g. fer-student-<profile>)")  # fmt: skip
 
 
 def decide_alias(client: MlflowClient, model_name: str, cand: Candidate, index_sha256: str) -> tuple[str | None, str]:

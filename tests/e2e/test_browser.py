@@ -35,8 +35,8 @@ PARAMETER_HELP = (  # each parameter's description, as the form shows it under i
     "Advanced: a whole typed configuration used instead of the profile",
 )
 STAGES = tuple(f"{PROFILE} · {s}" for s in ("ingest", "teachers", "ensemble", "students", "calibrate", "package"))
-MODEL = "fer-student"
-VERSION_PAGE_TEXT = ("Model card: fer-student", "validation macro-F1", "promotion gates", "heldout_macro_f1",
+MODEL = "fer-student-tiny"  # the tiny profile's own registered model (the demo's is fer-student)
+VERSION_PAGE_TEXT = ("Model card: fer-student-tiny", "validation macro-F1", "promotion gates", "heldout_macro_f1",
                      "heldout_ece_before", "temperature", "bundle_sha256", "index_sha256", "Source Run")  # fmt: skip
 SIGNATURE_TEXT = ("Inputs (1)", "input (required)", "shape: [-1,1,32,32]", "Outputs (1)", "logits (required)",
                   "shape: [-1,7]")  # fmt: skip
@@ -172,6 +172,12 @@ def test_registry_page_shows_the_version_with_its_card_alias_and_signature(stack
     assert "champion" in text if promoted else "-> no alias: not promoted" in text
     student_run = client.get_run(version.run_id)
     assert student_run.data.tags["ferflow.stage"] == "distill"  # the source run is the student's training run
+    # the registered ONNX model is logged in the student's own (ferflow) experiment, named after the run, and the
+    # registered model records its one input signature
+    logged = client.get_logged_model(version.model_id) if version.model_id else None
+    assert logged is None or (logged.experiment_id == student_run.info.experiment_id
+                              and logged.name == f"{student_run.data.tags['mlflow.runName']}-onnx")  # fmt: skip
+    assert client.get_registered_model(MODEL).tags["ferflow.input"] == "input[-1, 1, 32, 32] float32"
     assert f"Source Run\n:\n{student_run.data.tags['mlflow.runName']}" in text
     shoot(page, "06_registry_version")
     page.get_by_text("Inputs (1)").first.click()  # the schema's tensors are folded until opened

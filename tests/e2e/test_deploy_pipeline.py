@@ -145,7 +145,7 @@ def test_nightly_replicate_schedule_is_stored(api, deployed):
     assert dep.global_concurrency_limit is not None and dep.global_concurrency_limit.limit == 1
 
 
-def newest_version(client, name: str = "fer-student"):
+def newest_version(client, name: str = "fer-student-tiny"):
     return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
 
 
@@ -174,12 +174,12 @@ def test_second_trigger_is_served_from_cache_and_registers_nothing(stack, first_
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=stack["env"]["MLFLOW_TRACKING_URI"])
-    versions = client.search_model_versions("name = 'fer-student'")
+    versions = client.search_model_versions("name = 'fer-student-tiny'")
     again, took = trigger_pipeline(stack)
     trained = [t for t in task_runs_below(again.id) if training_kind(t.name)]
     assert len(trained) == 3  # two teachers, one student in the tiny profile
     assert all(t.state.name == "Cached" for t in trained), [(t.name, t.state.name) for t in trained]
-    assert len(client.search_model_versions("name = 'fer-student'")) == len(versions)
+    assert len(client.search_model_versions("name = 'fer-student-tiny'")) == len(versions)
     assert newest_version(client).version == max(v.version for v in versions)
     print(f"first run {first_run[1]:.1f} s, cached re-run {took:.1f} s (trigger to completion)")
 

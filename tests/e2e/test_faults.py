@@ -202,7 +202,7 @@ def test_worker_killed_mid_training_resumes_from_checkpoint_and_registers_once(s
     assert 0 < start < SLOW_TEACHER_EPOCHS, f"resumed at epoch {start}"
     assert last_pt.is_file()
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    versions = client.search_model_versions("name = 'fer-student'")
+    versions = client.search_model_versions("name = 'fer-student-tiny'")
     assert len(versions) == 1
     assert ("champion" in versions[0].aliases) == (versions[0].tags["ferflow.gates"] == "passed")  # gates decide
 

@@ -171,5 +171,5 @@ def test_a_killed_node_gets_its_unit_rerun_on_the_other(stack, placed_run, clust
     assert len(killed) == 1 and "ferflow.killed_reason" in killed[0].data.tags
 
     client = MlflowClient(tracking_uri=stack["env"]["MLFLOW_TRACKING_URI"])
-    sources = [v.tags.get("ferflow.source_run") for v in client.search_model_versions("name = 'fer-student'")]
+    sources = [v.tags.get("ferflow.source_run") for v in client.search_model_versions("name = 'fer-student-tiny'")]
     assert len(sources) == len(set(sources)), "a student was registered twice"

@@ -75,7 +75,7 @@ def test_bundle_is_registered_and_usable(first_run):
     verify_bundle(pkg.bundle)
     model = load_bundle(pkg.bundle)
     assert model.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-    version = MlflowClient().get_model_version("fer-student", pkg.version)
+    version = MlflowClient().get_model_version("fer-student-tiny", pkg.version)
     assert version.tags["ferflow.source_run"] == pkg.candidate_run
 
 
@@ -83,13 +83,13 @@ def test_rerun_is_all_cache_hits_and_registers_nothing(first_run):
     from flows.pipeline import pipeline_flow
 
     client = MlflowClient()
-    before = len(client.search_model_versions("name = 'fer-student'"))
+    before = len(client.search_model_versions("name = 'fer-student-tiny'"))
     again = pipeline_flow(profile="tiny")
     assert again.students.students[0].mlflow_run_id == first_run.students.students[0].mlflow_run_id
     assert [t.mlflow_run_id for t in again.teachers] == [t.mlflow_run_id for t in first_run.teachers]
     assert again.ensemble.mlflow_run_id == first_run.ensemble.mlflow_run_id
     assert again.bundle.registered is False
-    assert len(client.search_model_versions("name = 'fer-student'")) == before
+    assert len(client.search_model_versions("name = 'fer-student-tiny'")) == before
 
 
 def test_a_stage_on_its_own_finds_its_inputs_by_hash(first_run):
