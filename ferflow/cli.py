@@ -227,58 +227,32 @@ def _run_stage(stage: str, config: Path) -> None:
     _echo_json(_run_flow(STAGE_FLOWS[stage], config=cfg))
 
 
-@app.command("train-teachers")
-def train_teachers(config: ConfigOpt) -> None:
-    """Run the ``train_teachers`` flow (needs the ingest stage's index)."""
-    _run_stage("train_teachers", config)
+#: The stage commands: (command, ``flows.pipeline.STAGE_FLOWS`` key, help). Each runs that flow with ``--config``.
+STAGE_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("train-teachers", "train_teachers", "Run the ``train_teachers`` flow (needs the ingest stage's index)."),
+    ("tune-ensemble", "tune_ensemble", "Run the ``tune_ensemble`` flow."),
+    ("distill", "distill", "Run the ``distill`` flow (one student run)."),
+    ("distill-sweep", "distill_sweep",
+     "Run the ``distill_sweep`` flow (Ray Tune over strategy x loss x hyper-parameters x seeds)."),
+    ("nested", "nested_learning", "Run the ``nested_learning`` flow."),
+    ("calibrate", "calibrate", "Run the ``calibrate`` flow."),
+    ("replicate", "replicate", "Run the ``replicate`` flow (N seeds of the best config vs the champion)."),
+    ("package", "package", "Run the ``package`` flow (best student -> ONNX bundle -> registry)."),
+    ("pipeline", "pipeline", "Run the whole ``pipeline`` flow, each stage cached by its inputs' content hashes."),
+)  # fmt: skip
 
 
-@app.command("tune-ensemble")
-def tune_ensemble(config: ConfigOpt) -> None:
-    """Run the ``tune_ensemble`` flow."""
-    _run_stage("tune_ensemble", config)
+def _stage_command(stage: str, doc: str) -> Any:
+    def command(config: ConfigOpt) -> None:
+        _run_stage(stage, config)
+
+    command.__doc__ = doc
+    command.__name__ = stage
+    return command
 
 
-@app.command()
-def distill(config: ConfigOpt) -> None:
-    """Run the ``distill`` flow (one student run)."""
-    _run_stage("distill", config)
-
-
-@app.command("distill-sweep")
-def distill_sweep(config: ConfigOpt) -> None:
-    """Run the ``distill_sweep`` flow (Ray Tune over strategy x loss x hyper-parameters x seeds)."""
-    _run_stage("distill_sweep", config)
-
-
-@app.command()
-def nested(config: ConfigOpt) -> None:
-    """Run the ``nested_learning`` flow."""
-    _run_stage("nested_learning", config)
-
-
-@app.command()
-def calibrate(config: ConfigOpt) -> None:
-    """Run the ``calibrate`` flow."""
-    _run_stage("calibrate", config)
-
-
-@app.command()
-def replicate(config: ConfigOpt) -> None:
-    """Run the ``replicate`` flow (N seeds of the best config vs the champion)."""
-    _run_stage("replicate", config)
-
-
-@app.command()
-def package(config: ConfigOpt) -> None:
-    """Run the ``package`` flow (best student -> ONNX bundle -> registry)."""
-    _run_stage("package", config)
-
-
-@app.command()
-def pipeline(config: ConfigOpt) -> None:
-    """Run the whole ``pipeline`` flow, each stage cached by its inputs' content hashes."""
-    _run_stage("pipeline", config)
+for _name, _stage, _doc in STAGE_COMMANDS:
+    app.command(_name)(_stage_command(_stage, _doc))
 
 
 @app.command()

@@ -39,3 +39,15 @@ def test_a_finished_command_leaves_its_objects_out_of_the_shutdown_collection(tm
         assert gc.get_freeze_count() > 0  # gc.freeze ran when the command's context closed
     finally:
         gc.unfreeze()
+
+
+def test_the_stage_commands_come_from_one_table_over_the_stage_flows():
+    from ferflow.cli import STAGE_COMMANDS
+    from flows.pipeline import STAGE_FLOWS
+
+    names = [c.name for c in app.registered_commands]
+    for command, stage, doc in STAGE_COMMANDS:
+        assert stage in STAGE_FLOWS and names.count(command) == 1, command
+        out = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert out.exit_code == 0 and doc.split(" (")[0].rstrip(".") in out.output and "--config" in out.output
+    assert len(STAGE_COMMANDS) == 9
