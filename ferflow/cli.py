@@ -447,6 +447,7 @@ def stack_up_cmd(
     if as_json:
         _echo_json(status.model_dump(mode="json"))
     else:
+        stderr(status.ui_lines())  # for the person; stdout stays the `export` lines a shell evaluates
         typer.echo(status.export_lines())
 
 
@@ -460,12 +461,18 @@ def stack_down_cmd() -> None:
 
 
 @stack_app.command("status")
-def stack_status_cmd() -> None:
-    """Report each component of the local stack."""
+def stack_status_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole status as JSON")] = False,
+) -> None:
+    """Report each component of the local stack (health, address, pid) and the URLs of its web UIs."""
     settings = _stack_settings()
     from ferflow.stack import stack_status
 
-    _echo_json(stack_status(settings).model_dump(mode="json"))
+    status = stack_status(settings)
+    if as_json:
+        _echo_json(status.model_dump(mode="json"))
+    else:
+        typer.echo(status.table())
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class StackStatus(BaseModel):
     home: str
     components: dict[str, ComponentStatus]
     env: dict[str, str]
+    uis: dict[str, str] = {}
 
     @property
     def healthy(self) -> bool:
@@ -78,6 +79,24 @@ class StackStatus(BaseModel):
     def export_lines(self) -> str:
         """``export NAME=value`` lines for a shell (values quoted)."""
         return "\n".join(f"export {k}={json.dumps(v)}" for k, v in sorted(self.env.items()))
+
+    def ui_lines(self) -> str:
+        """Where a person opens each web UI, one line each (``Prefect UI  http://...``)."""
+        width = max((len(k) for k in self.uis), default=0)
+        return "\n".join(f"{name:<{width}}  {url}" for name, url in self.uis.items())
+
+    def table(self) -> str:
+        """The status as a person reads it: one line per component, then the UIs."""
+        if not self.components:
+            return f"no stack recorded in {self.home}; start one with `ferflow stack up`"
+        lines = [f"stack in {self.home}: {'healthy' if self.healthy else 'NOT healthy'}"]
+        for c in self.components.values():
+            state = "healthy" if c.healthy else ("alive, unhealthy" if c.alive else "down")
+            took = f", up in {c.startup_s} s" if c.startup_s is not None else ""
+            lines.append(f"  {c.name:<8} {state:<16} {c.url or '-'}  (pid {c.pid}{took}) {c.detail}".rstrip())
+        if self.uis:
+            lines += ["", *self.ui_lines().splitlines()]
+        return "\n".join(lines)
 
 
 def stack_dir(settings: Settings) -> Path:
@@ -525,4 +544,12 @@ def stack_status(settings: Settings) -> StackStatus:
         out[name] = ComponentStatus(name=name, pid=entry["pid"], pids=pids, alive=bool(pids), healthy=healthy,
                                     url=entry.get("url"), startup_s=entry.get("startup_s"), detail=detail,
                                     log=entry.get("log"))  # fmt: skip
-    return StackStatus(home=str(settings.home), components=out, env=stack_env(settings))
+    return StackStatus(home=str(settings.home), components=out, env=stack_env(settings), uis=_uis(settings, out))
+
+
+def _uis(settings: Settings, components: dict[str, ComponentStatus]) -> dict[str, str]:
+    """The web UIs of the healthy components."""
+    urls = {"prefect": ("Prefect UI", f"http://{HOST}:{settings.prefect_port}"),
+            "mlflow": ("MLflow UI", f"http://{HOST}:{settings.mlflow_port}"),
+            "ray": ("Ray dashboard", dashboard_url(settings))}  # fmt: skip
+    return dict(urls[n] for n in urls if n in components and components[n].healthy)
