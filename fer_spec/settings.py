@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 
 class Settings(BaseModel):
@@ -31,9 +31,15 @@ class Settings(BaseModel):
     ray_port: int
     ray_dashboard_port: int
     artifacts: str
-    store: str
+    store: str = ""  # empty: the home's own store folder (see ``store_uri``)
     ray_auth_mode: Literal["token", "disabled"] = "token"
     ray_num_cpus: int = 2
+
+    @model_validator(mode="after")
+    def _default_store(self) -> Settings:
+        if not self.store:
+            object.__setattr__(self, "store", str(self.home / "store"))
+        return self
 
     @classmethod
     def from_env(cls) -> Settings:
