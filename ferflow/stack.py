@@ -30,6 +30,14 @@ from ferflow import _stack_procs as procs
 
 COMPONENTS: tuple[str, ...] = ("prefect", "worker", "mlflow", "ray")
 WORK_POOLS: tuple[str, ...] = ("cpu", "gpu")
+#: What each pool's page in the Prefect UI says (the pool is where a person looks first when a run does not start).
+POOL_DESCRIPTIONS: dict[str, str] = {
+    "cpu": "ferflow's CPU flow runs: ingest, ensemble sweep, calibrate, package, report, replicate and the pipeline. "
+           "`ferflow stack up` starts a worker for this pool; units inside a run are placed on Ray.",
+    "gpu": "ferflow's GPU stage deployments (teachers, distill, distill sweep, nested). \"Not Ready\" means no worker "
+           "polls it: the local stack starts only a cpu worker. Run the `pipeline` deployment instead, or start a "
+           "worker on a GPU machine: `prefect worker start --pool gpu` (infra/README.md, GPU pool).",
+}  # fmt: skip
 HOST = "127.0.0.1"
 
 
@@ -363,6 +371,17 @@ def _ensure_work_pools(settings: Settings, env: dict[str, str]) -> None:
         out, _ = proc.communicate(timeout=120)
         if proc.returncode != 0 or not procs.http_ok(f"{api}/work_pools/{pool}"):
             raise StackError(f"could not create work pool {pool!r} on {api}: {out.decode(errors='replace')[-600:]}")
+    describe_pools(api)
+
+
+def describe_pools(api: str) -> None:
+    """Give each of ferflow's work pools its description (``prefect work-pool create`` cannot set one)."""
+    for pool, text in POOL_DESCRIPTIONS.items():
+        if (_api_json(f"{api}/work_pools/{pool}") or {}).get("description") != text:
+            req = urllib.request.Request(f"{api}/work_pools/{pool}", data=json.dumps({"description": text}).encode(),
+                                         headers={"Content-Type": "application/json"}, method="PATCH")  # fmt: skip
+            with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - loopback URL we built
+                pass
 
 
 def _wait_healthy(name: str, settings: Settings, env: dict[str, str], rec: procs.Spawned, timeout_s: float) -> str:
