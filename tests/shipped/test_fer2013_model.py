@@ -41,7 +41,8 @@ def test_the_shipped_bundle_matches_its_manifest_and_fits_the_size_and_latency_c
         assert section in card, section
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"the FER2013 folder release is not at {DATA}")
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"the FER2013 folder release is not at {DATA}; point FERFLOW_SHARED_DIR at "
+                    "the folder holding data/fer2013")
 def test_the_cards_held_out_accuracy_reproduces_from_the_data_to_a_tenth_of_a_point():
     card = (BUNDLE / "model_card.md").read_text(encoding="utf-8")
     got = evaluate_file_list(BUNDLE, FILE_LIST, DATA)
@@ -51,7 +52,8 @@ def test_the_cards_held_out_accuracy_reproduces_from_the_data_to_a_tenth_of_a_po
     assert got["macro_f1"] == pytest.approx(_card_value(card, "held-out originals: macro-F1"), abs=0.001)
 
 
-@pytest.mark.skipif(not CLIP, reason=f"no video clip in {SHARED / 'media'}")
+@pytest.mark.skipif(not CLIP, reason=f"no video clip in {SHARED / 'media'}; point FERFLOW_SHARED_DIR at the folder "
+                    "holding media/*.mp4")
 def test_the_realtime_runner_uses_the_shipped_model_when_no_bundle_is_given(tmp_path):
     cli = os.path.join(os.path.dirname(sys.executable), "ferflow")
     out = subprocess.run([cli, "realtime", "--source", str(CLIP[0]), "--out", str(tmp_path / "rt"), "--display", "none",
