@@ -247,7 +247,7 @@ INPUT_TAG = "ferflow.input"
 
 def input_signature(feed: dict[str, np.ndarray]) -> str:
     """A registered model's input as text, e.g. ``input[-1, 1, 48, 48] float32`` (batch free)."""
-    (name, x), = feed.items()
+    ((name, x),) = feed.items()
     return f"{name}[{', '.join(['-1', *(str(d) for d in x.shape[1:])])}] {x.dtype}"
 
 

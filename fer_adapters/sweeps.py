@@ -14,8 +14,8 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from fer_adapters.ray_cluster import ensure_ray
-from fer_core.errors import FerError
 from fer_adapters.store import Store
+from fer_core.errors import FerError
 
 
 class _NoMissingResultFiles(logging.Filter):

@@ -107,7 +107,8 @@ class _Runs:
             m &= (self.df[col] == v).to_numpy() if col in self.df else False
         hit = self.df[m]
         if hit.empty:
-            raise MissingUpstreamError(f"no finished run for {what} ({tags}) in MLflow: run that stage of the pipeline first")
+            raise MissingUpstreamError(f"no finished run for {what} ({tags}) in MLflow: run that stage of the pipeline "
+                                       "first")
         return hit.iloc[0]
 
     def logits(self, run: pd.Series) -> Path:
@@ -172,7 +173,8 @@ def _student_rows(
     if cfg.student.sweep.enabled:
         sweep = _latest_sweep(index_sha256)
         if sweep is None:
-            raise MissingUpstreamError("no distillation sweep for this index in MLflow: run the pipeline (sweep enabled) first")
+            raise MissingUpstreamError("no distillation sweep for this index in MLflow: run the pipeline (sweep "
+                                       "enabled) first")
         trials = runs.df[runs.df.get("tags.ferflow.sweep", pd.Series(dtype=str)) == sweep["run_id"]]
         if sweep["status"] != "FINISHED":
             notes.append(
@@ -227,7 +229,8 @@ def build_report(cfg: PipelineConfig, out_dir: str | None = None) -> dict[str, A
     idx_dir = ing.out_dir if ing.out_dir.is_absolute() else home / ing.out_dir
     index_path = idx_dir / ing.index_name
     if not index_path.exists():
-        raise MissingUpstreamError(f"no index at {index_path}: run `ferflow pipeline --config ...` for profile {cfg.name!r}")
+        raise MissingUpstreamError(f"no index at {index_path}: run `ferflow pipeline --config ...` for profile "
+                                   f"{cfg.name!r}")
     sha = sha256_file(index_path)
     rows = load_index(sha)  # the store's copy of this index (fer_adapters.datasets)
     out = Path(out_dir) if out_dir else home / "reports" / cfg.name
