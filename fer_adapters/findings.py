@@ -65,6 +65,9 @@ def ingest_summary(index_path: str | Path, report_json: str | Path) -> str:
     absent = [c for c in FER_CLASSES if c not in present]
     if absent:
         lines.append(f"  warning: no image of class(es) {absent} in the index")
+    note = (report.get("findings", {}).get("split_shares") or {}).get("note")
+    if note:
+        lines.append(f"  note: {note}")
     moved = report.get("findings", {}).get("leakage_prevented", 0)
     if moved:
         lines.append(f"  {moved} row(s) moved or dropped to keep groups inside one split (leakage.csv)")

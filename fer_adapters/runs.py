@@ -16,24 +16,57 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from fer_adapters.liveness import mark_dead_runs, resumed_from_tags
-from fer_adapters.placement import placement_tags
+from fer_adapters.placement import placement_tags, profile_tags
 from fer_adapters.tracking import EXPERIMENT, configure_tracking
+from fer_core.taxonomy import FER_CLASSES
 
 _PACKAGES = ("torch", "timm", "numpy", "onnxruntime", "opencv-python", "prefect", "ray", "mlflow")
 
 
-class MlflowSink:
-    """fer_core's MetricsSink writing to one MLflow run by id (thread-safe: no fluent active-run state)."""
+def is_per_class(key: str) -> bool:
+    """Whether a metric key is one class's value (``val/f1/angry``, ``train_loss/class_3``): a table, not a chart."""
+    last = key.rsplit("/", 1)[-1]
+    return "/" in key and (last in FER_CLASSES or last.startswith("class_"))
 
-    def __init__(self, run_id: str, client: MlflowClient | None = None):
+
+class MlflowSink:
+    """fer_core's MetricsSink writing to one MLflow run by id (thread-safe: no fluent active-run state).
+
+    A run's metrics page must read in one screen: headline metrics are logged as stepped curves; per-class values
+    (7 classes x several metrics) go to one table artifact (``table``, a CSV of step, metric, class, value) written
+    by :meth:`flush`, and ``final/*`` copies of the last epoch are not logged (the last step of ``val/*`` is it).
+
+    Args:
+        run_id: the MLflow run.
+        client: an MLflow client (default: a new one on the configured tracking URI).
+        table: the artifact name of the per-class table.
+    """
+
+    def __init__(self, run_id: str, client: MlflowClient | None = None, table: str = "metrics_per_class.csv"):
         self.run_id = run_id
         self.client = client or MlflowClient()
+        self.table = table
+        self.per_class: list[tuple[int, str, str, float]] = []
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         ts = int(time.time() * 1000)
-        batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None]
+        batch = []
+        for k, v in metrics.items():
+            if v is None or k.startswith("final/"):
+                continue
+            if is_per_class(k):
+                metric, cls = k.rsplit("/", 1)
+                self.per_class.append((step or 0, metric, cls, float(v)))
+            else:
+                batch.append(Metric(k, float(v), ts, step or 0))
         for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics
             self.client.log_batch(self.run_id, metrics=batch[i : i + 900])
+
+    def flush(self) -> None:
+        """Write the per-class table (once everything of this sink is logged)."""
+        if self.per_class:
+            rows = ["step,metric,class,value", *(f"{s},{m},{c},{v:.6g}" for s, m, c, v in self.per_class)]
+            self.client.log_text(self.run_id, "\n".join(rows) + "\n", self.table)
 
     def log_params(self, params: dict[str, object]) -> None:
         batch = [Param(k, str(v)[:6000]) for k, v in params.items()]
@@ -103,6 +136,7 @@ def ferflow_run(
         "ferflow.host": socket.gethostname(),
         "ferflow.pid": str(os.getpid()),
         **placement_tags(),
+        **profile_tags(),
         **(extra_tags or {}),
     }
     # A unit that died (worker or node lost) left its run RUNNING: mark it, and link this run to it when it resumes.
@@ -112,11 +146,14 @@ def ferflow_run(
     run = client.create_run(exp.experiment_id, tags=tags)
     run_id = run.info.run_id
     start = time.time()
+    sink = MlflowSink(run_id, client)
     try:
-        yield run_id, MlflowSink(run_id, client)
+        yield run_id, sink
     except BaseException:
+        sink.flush()
         client.set_terminated(run_id, "FAILED")
         raise
+    sink.flush()
     client.log_metric(run_id, "wall_time_s", time.time() - start)
     client.set_terminated(run_id, "FINISHED")
 

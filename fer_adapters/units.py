@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import ray
 
-from fer_adapters.placement import PLACEMENT
+from fer_adapters.placement import PLACEMENT, PROFILE
 from fer_adapters.ray_cluster import ensure_ray
 from fer_core.errors import ConfigError
 from fer_spec.profile import ResourcesSpec
@@ -62,23 +62,25 @@ def check_placeable(stage: str, res: ResourcesSpec) -> bool:
 
 
 @contextlib.contextmanager
-def placed(resources: dict[str, Any]) -> Iterator[None]:
-    """Inside a Ray worker (a unit or a Tune trial): record the node and the resources for the run's tags."""
+def placed(resources: dict[str, Any], profile: str = "") -> Iterator[None]:
+    """Inside a Ray worker (a unit or a Tune trial): record the node, the resources and the profile for the run's
+    tags."""
     tags = {
         "ferflow.worker_node": f"{ray.get_runtime_context().get_node_id()} {socket.gethostname()}",
         "ferflow.resources": json.dumps(resources, sort_keys=True),
     }
-    token = PLACEMENT.set(tags)
+    token, ptoken = PLACEMENT.set(tags), PROFILE.set(profile)
     try:
         yield
     finally:
         PLACEMENT.reset(token)
+        PROFILE.reset(ptoken)
 
 
 @ray.remote
-def _run_unit(fn: Callable[..., Any], args: tuple, kwargs: dict, resources: dict[str, Any]) -> Any:
-    """Ray side of a unit: record where it runs, then call ``fn``."""
-    with placed(resources):
+def _run_unit(fn: Callable[..., Any], args: tuple, kwargs: dict, resources: dict[str, Any], profile: str) -> Any:
+    """Ray side of a unit: record where it runs (and for which profile), then call ``fn``."""
+    with placed(resources, profile):
         return fn(*args, **kwargs)
 
 
@@ -98,7 +100,7 @@ def run_unit(stage: str, name: str, res: ResourcesSpec, fn: Callable[..., T], *a
         resources["cpu_fallback"] = True
     ref = _run_unit.options(
         **opts, name=f"{stage}:{name}", max_retries=res.max_retries, retry_exceptions=False
-    ).remote(fn, args, kwargs, resources)
+    ).remote(fn, args, kwargs, resources, PROFILE.get())
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as e:  # the unit's own error, as raised (a refusal stays a refusal)

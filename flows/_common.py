@@ -12,6 +12,7 @@ from typing import TypeVar, get_args
 
 from prefect.runtime import flow_run
 
+from fer_adapters.placement import PROFILE
 from fer_core.errors import MissingUpstreamError
 from fer_spec.profile import PipelineConfig, Profile, RunOverrides, profile_path, resolve_profile
 from fer_spec.results import CalibratedStudent, EnsembleResult, IndexRef, StudentRun, TeacherRun
@@ -38,8 +39,11 @@ def stage_flow(fn: F) -> F:
 
 
 def stage_config(profile: str, overrides: RunOverrides | None, config: PipelineConfig | None) -> PipelineConfig:
-    """The profile a stage runs, validated whole before anything runs."""
-    return resolve_profile(profile, overrides, config)
+    """The profile a stage runs, validated whole before anything runs; every MLflow run of the stage (its Ray units
+    and Tune trials too) is tagged ``ferflow.profile`` with its name."""
+    cfg = resolve_profile(profile, overrides, config)
+    PROFILE.set(cfg.name)
+    return cfg
 
 
 def run_name(stage: str) -> Callable[[], str]:

@@ -51,8 +51,9 @@ def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexR
     zt, yt = split_logits(logits, index_sha256, test_split)
     folder = RunFolder(calibration_key(student))
     out = folder.local
-    sink = MlflowSink(student.mlflow_run_id)
+    sink = MlflowSink(student.mlflow_run_id, table="calibration/metrics_per_class.csv")
     res = calibrate(zv, yv, zt, yt, cfg, out, sink=sink)
+    sink.flush()
     metrics = res.spec.model_dump()["metrics"]
     before, after = metrics["before"], metrics["after"]
     table = res.test_abstention.round(4).to_dict("records") if res.test_abstention is not None else []

@@ -13,6 +13,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from fer_adapters.cache import CODE_AWARE
+from fer_adapters.placement import PROFILE
 from fer_adapters.retry import retry_transient
 from fer_adapters.run_store import fetch, find_result, run_key, save_result
 from fer_adapters.runs import ferflow_run
@@ -194,7 +195,7 @@ def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     train_cfg = TrainConfig.model_validate(ctx["train_cfg"])
     # a trial owns its cpu share: more torch threads would oversubscribe the node
     train_cfg = train_cfg.model_copy(update={"num_threads": ctx["threads"]})
-    with placed(ctx["resources"]):
+    with placed(ctx["resources"], ctx["profile"]):
         res = distill_once(
             train_cfg,
             dcfg,
@@ -261,6 +262,7 @@ def distill_sweep_task(
             "index": index,
             "spec": spec,
             "sweep_id": sweep_id,
+            "profile": PROFILE.get(),
             "threads": unit_threads(resources),
             "resources": {**resources.tune_resources(), **({} if gpu_ok else {"cpu_fallback": True})},
         }

@@ -168,7 +168,7 @@ def write_outputs(index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFr
     check_held_out_originals(index)
     manifest = write_index(index, cfg.index_path, declared_roots(records, cfg))
     write_cache(cache_frame(records), cache_path(cfg.index_path))
-    report = write_report(cfg.out_dir, index, records, leakage, cfg.derived_copies)
+    report = write_report(cfg.out_dir, index, records, leakage, cfg.derived_copies, tuple(cfg.fractions))
     return IngestResult(cfg.index_path, manifest_path(cfg.index_path), cfg.out_dir, manifest, report)
 
 

@@ -130,8 +130,37 @@ def plot_balance(balance: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def split_shares(index: pd.DataFrame, records: pd.DataFrame, fractions: tuple[float, float, float] | None,
+                 tolerance: float = 0.05) -> dict:  # fmt: skip
+    """Asked vs achieved split shares, and why they differ: splits go by provenance group, so one large group of
+    near-duplicates moves a whole split's share.
+
+    Only where no row had a split hint (hinted sources keep their own splits and ``fractions`` does not apply).
+
+    Returns:
+        ``{"asked", "got", "largest_groups", "note"}`` (``note`` empty when every share is within ``tolerance``), or
+        ``{}`` when it does not apply.
+    """
+    if fractions is None or index.empty or ("split_hint" in records and records["split_hint"].notna().any()):
+        return {}
+    got = index["split"].value_counts(normalize=True)
+    asked = dict(zip(("train", "val", "test"), fractions, strict=True))
+    shares = {k: round(float(got.get(k, 0.0)), 3) for k in asked}
+    sizes = index.groupby(["split", "group_id"]).size().sort_values(ascending=False)
+    largest = [{"split": sp, "group_id": str(g), "rows": int(n)} for (sp, g), n in sizes.head(3).items()]
+    note = ""
+    if any(abs(shares[k] - asked[k]) > tolerance for k in asked):
+        top = largest[0]
+        note = (f"split shares asked {'/'.join(f'{asked[k]:.0%}' for k in asked)}, got "
+                f"{'/'.join(f'{shares[k]:.0%}' for k in asked)} (train/val/test): splits are assigned per provenance "
+                f"group so no near-duplicate crosses splits, and the largest group ({top['rows']} rows of "
+                f"{len(index)}, near-duplicates by dHash) went to {top['split']} whole")  # fmt: skip
+    return {"asked": asked, "got": shares, "largest_groups": largest, "note": note}
+
+
 def write_report(out_dir: Path, index: pd.DataFrame, records: pd.DataFrame, leakage: pd.DataFrame,
-                 derived_copies: str | None = None) -> dict:  # fmt: skip
+                 derived_copies: str | None = None,
+                 fractions: tuple[float, float, float] | None = None) -> dict:  # fmt: skip
     """Write ``report.json``, ``class_balance.png``, ``rejected_rows.csv``, ``dropped_rows.csv``, ``leakage.csv``.
 
     Returns:
@@ -139,6 +168,9 @@ def write_report(out_dir: Path, index: pd.DataFrame, records: pd.DataFrame, leak
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {"balance": class_balance(index), "findings": findings(records, leakage, derived_copies)}
+    shares = split_shares(index, records, fractions)
+    if shares:
+        report["findings"]["split_shares"] = shares
     for name, status in (("rejected_rows.csv", "rejected"), ("dropped_rows.csv", "dropped")):
         rows = records.loc[records["status"] == status, ["source", "where", "path", "reason"]]
         with atomic_path(out_dir / name) as tmp:
