@@ -77,9 +77,9 @@ def _teacher(digit: str) -> TeacherRun:
 
 def test_a_student_run_folder_changes_with_its_teachers_and_their_temperatures():
     """A changed teacher temperature (or retrained teacher) must never resume the previous student's checkpoint."""
+    from fer_adapters.run_store import run_key
     from fer_core.distill.config import DistillConfig
     from tasks.distill import distill_key
-    from fer_adapters.run_store import run_key
 
     teachers = [_teacher("a"), _teacher("b")]
     base = DistillConfig(strategy="pairwise", teachers=("x", "y"), teacher_temperatures=(1.0, 1.0))
