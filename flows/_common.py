@@ -7,6 +7,7 @@ the upstream results' hashes) and fails at once, naming the stage to run, when o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypeVar, get_args
 
@@ -46,10 +47,18 @@ def stage_config(profile: str, overrides: RunOverrides | None, config: PipelineC
     return cfg
 
 
+# Prefect names a run it was given no name for "adjective-animal" (coolname); any other name was typed by a person.
+_GENERATED_NAME = re.compile(r"^[a-z]+-[a-z]+$")
+
+
 def run_name(stage: str) -> Callable[[], str]:
-    """``flow_run_name`` of a stage flow: ``<profile> · <stage>`` (the config's name when one is given)."""
+    """``flow_run_name`` of a stage flow: ``<profile> · <stage>`` (the config's name when one is given), unless the
+    run was given a name of its own (typed in the UI's run form, or ``--name``): that one is kept."""
 
     def name() -> str:
+        given = flow_run.name
+        if given and not _GENERATED_NAME.match(given):
+            return given
         params = flow_run.parameters or {}
         cfg = params.get("config")
         if isinstance(cfg, dict):
