@@ -16,6 +16,11 @@ def ensemble_stage(cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherR
     best = tune_ensemble_task(cfg.ensemble, teachers, names, index)
     weights = ", ".join(f"{n} {w:.2f}" for n, w in zip(best.teacher_names, best.weights, strict=True))
     print(f"ensemble: {weights}, T={best.temperature}, val macro-F1 {best.metrics['macro_f1']:.3f}")
+    unused = [n for n, w in zip(best.teacher_names, best.weights, strict=True) if w == 0]
+    if unused:
+        print(f"ensemble: {', '.join(unused)} get weight 0: no mix with them scored within "
+              f"{cfg.ensemble.f1_tolerance} of the best validation macro-F1 at a lower NLL, so students that take "
+              "the ensemble's weights learn from the other teachers only")
     return best
 
 
