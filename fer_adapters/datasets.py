@@ -149,6 +149,15 @@ def dataset(index_sha256: str, split: str, spec: PreprocessSpec) -> ArrayDataset
     return _split(_store().uri, index_sha256, split, spec.model_dump_json())
 
 
+def model_input(ds: ArrayDataset, img_size: int, in_chans: int) -> ArrayDataset:
+    """The split as a model of that input sees it (resized on the fly from the stored pack when they differ): what
+    every prediction outside training (logits export, calibration, packaging parity, online teachers) must use.
+    Its ``spec`` is the model-input spec a bundle's ``preprocess.json`` declares."""
+    if tuple(ds.spec.size) == (img_size, img_size) and ds.spec.channels == in_chans:
+        return ds
+    return ds.for_input(img_size, in_chans)
+
+
 def split_labels(index_sha256: str, split: str) -> tuple[list[str], np.ndarray]:
     """Sample ids and class indices of one split, in index order."""
     rows = load_index(index_sha256)

@@ -102,7 +102,9 @@ def distill_once(
     """One student run; ``dcfg=None`` trains the plain cross-entropy baseline of the same architecture."""
     cfg = train_cfg.model_copy(update={"seed": seed})
     kind = "ce" if dcfg is None else f"{dcfg.strategy}-{dcfg.loss.kind}"
-    factory = None if dcfg is None else teacher_criterion_factory(dcfg, teachers, spec)
+    # Online teachers see the student's batches: they are checked against the student's input, not the stored pack.
+    model_spec = spec.model_copy(update={"size": (cfg.model.img_size, cfg.model.img_size)})
+    factory = None if dcfg is None else teacher_criterion_factory(dcfg, teachers, model_spec)
     name = f"student-{kind}-s{seed}"
     extra = {"ferflow.loss": kind, **(tags or {})}
     if dcfg is not None:

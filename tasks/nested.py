@@ -8,6 +8,7 @@ from typing import Any
 from prefect import task
 
 from fer_adapters.cache import CODE_AWARE
+from fer_adapters.datasets import model_input
 from fer_adapters.retry import retry_transient
 from fer_adapters.run_store import save_result
 from fer_adapters.units import run_unit
@@ -24,6 +25,9 @@ def _nested_trainer(ncfg: NestedConfig) -> Any:
     """The engine's ``train`` call with Nested Learning plugged in; logs the run's memory and meta-step figures."""
 
     def run(cfg, train_ds, val_ds, out, *, sink, criterion, dataset_sha256, on_checkpoint=None):
+        # The meta-loss batches come from the data as given: hand it over at the model's input size.
+        m = cfg.model
+        train_ds, val_ds = (model_input(d, m.img_size, m.in_chans) for d in (train_ds, val_ds))
         res = train_nested(ncfg, cfg, train_ds, val_ds, criterion, out, sink, dataset_sha256=dataset_sha256,
                            on_checkpoint=on_checkpoint)
         sink.log_metrics({"peak_memory_mb": float(res.peak_memory_mb), "meta_steps": float(res.meta_steps)})

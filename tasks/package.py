@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from fer_adapters.datasets import dataset, load_index
+from fer_adapters.datasets import dataset, load_index, model_input
 from fer_adapters.registry import (
     Candidate,
     card_metrics,
@@ -29,8 +29,8 @@ from fer_adapters.registry import (
     version_tags,
 )
 from fer_adapters.run_store import fetch
-from fer_adapters.store import Store
 from fer_adapters.runs import ferflow_run
+from fer_adapters.store import Store
 from fer_adapters.tracking import configure_tracking
 from fer_core.export.bundle import bundle_sha256, verify_bundle, write_bundle
 from fer_core.export.gates import Baselines
@@ -71,7 +71,8 @@ def _build_in(
     ckpt = fetch(chosen.student.checkpoint, chosen.student.checkpoint_sha256)
     calib = fetch(chosen.calibration_json, chosen.calibration_sha256)
     model, meta = load_checkpoint(ckpt)
-    val = dataset(index_sha256, "val", spec)
+    val = model_input(dataset(index_sha256, "val", spec), meta.img_size, meta.in_chans)
+    spec = val.spec  # the model's input (the bundle's preprocess.json), which may differ from the stored pack
     n = min(cfg.parity_samples, len(val))
     x, y = val.get_batch(np.arange(n))
     onnx_path = export_onnx(model, spec, tmp / "model.onnx")

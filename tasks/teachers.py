@@ -10,7 +10,7 @@ import numpy as np
 from prefect import task
 
 from fer_adapters.cache import CODE_AWARE
-from fer_adapters.datasets import dataset, index_file, load_index
+from fer_adapters.datasets import dataset, index_file, load_index, model_input
 from fer_adapters.placement import placement_tags
 from fer_adapters.retry import retry_transient
 from fer_adapters.run_store import RunFolder, find_result, run_key, save_result
@@ -86,7 +86,7 @@ def train_and_export(
         log_index_input(run_id, load_index(index_sha256), str(index_file(index_sha256)), index_sha256)
         result = (trainer or train)(cfg, train_ds, val_ds, out, sink=sink, criterion=criterion,
                                     dataset_sha256=index_sha256, on_checkpoint=folder.push)  # fmt: skip
-        logits_path, ids, logits, labels = _export_logits(result, index_sha256, spec, out)
+        logits_path, ids, logits, labels = _export_logits(result, index_sha256, spec, cfg, out)
         val_mask = np.isin(ids, val_ds.sample_ids)
         cm = confusion(labels[val_mask], logits[val_mask].argmax(1))
         sink.log_artifact(confusion_plot(cm, out / "confusion_val.png"))
@@ -122,8 +122,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _export_logits(result: Any, index_sha256: str, spec: PreprocessSpec, out: Path):
-    """Logits of the LAST-epoch model for every split's rows, keyed by sample_id."""
+def _export_logits(result: Any, index_sha256: str, spec: PreprocessSpec, cfg: TrainConfig, out: Path):
+    """Logits of the LAST-epoch model for every split's rows (at the model's input size), keyed by sample_id."""
     from fer_core.models.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(result.last_checkpoint)
@@ -131,7 +131,7 @@ def _export_logits(result: Any, index_sha256: str, spec: PreprocessSpec, out: Pa
     for split in ("train", "val", "test"):
         if not (load_index(index_sha256)["split"] == split).any():
             continue
-        ds = dataset(index_sha256, split, spec)
+        ds = model_input(dataset(index_sha256, split, spec), cfg.model.img_size, cfg.model.in_chans)
         parts.append(predict_logits(model, ds))
         ids.extend(ds.sample_ids)
         labels.append(ds.labels)
