@@ -9,8 +9,8 @@ import threading
 
 import ray
 
-from fer_core.errors import ServerUnreachableError
 from fer_adapters.store import Store
+from fer_core.errors import ServerUnreachableError
 from fer_spec.settings import Settings
 
 # Variables a unit needs on whatever node it lands: where ferflow keeps state and which servers it talks to.

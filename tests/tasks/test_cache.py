@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from fer_adapters.cache import CODE_AWARE, code_version
 from fer_adapters import cache as _cache
+from fer_adapters.cache import CODE_AWARE, code_version
 
 REPO = Path(__file__).resolve().parents[2]
 
