@@ -210,6 +210,10 @@ class RunOverrides(FrozenModel):
     )
 
 
+# The flows' default: an empty form in the Prefect UI (a ``None`` default shows as 'Property is type "None"').
+NO_OVERRIDES = RunOverrides()
+
+
 def profile_path(profile: str) -> Path:
     """``configs/<profile>.yaml``; refuses a name that is not a shipped profile (the valid names are listed)."""
     path = PROFILES_DIR / f"{profile}.yaml"
@@ -221,7 +225,7 @@ def profile_path(profile: str) -> Path:
 
 def apply_overrides(cfg: PipelineConfig, ov: RunOverrides | None) -> PipelineConfig:
     """The profile with the non-empty override fields applied (validated again as a whole)."""
-    if ov is None:
+    if ov is None or all(v is None for v in ov.model_dump().values()):
         return cfg
     data = cfg.model_dump(mode="json")
     if ov.student_seeds is not None:

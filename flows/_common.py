@@ -26,15 +26,21 @@ PROFILE_ARGS = """
         profile: The shipped profile to run (configs/PROFILE.yaml).
         overrides: Optional changes to the profile: seeds, epochs, sweep on/off, publish URI.
         config: Advanced: a whole typed configuration used instead of the profile (the overrides still apply)."""
-UPSTREAM_ARGS = """
-        Upstream results (index, teachers, ensemble, students, calibrated): what the pipeline hands over; left
-            empty, they are looked up in the artifact store by content hash."""
+UPSTREAM_ARGS = {
+    "index": "Upstream: the ingest stage's dataset (the pipeline hands it over; empty: looked up in the store).",
+    "teachers": "Upstream: the teacher runs (the pipeline hands them over; empty: looked up in the store).",
+    "ensemble": "Upstream: the ensemble sweep's result (the pipeline hands it over; empty: looked up in the store).",
+    "students": "Upstream: the students to calibrate (the pipeline hands them over; empty: looked up in the store).",
+    "calibrated": "Upstream: the calibrated candidates (the pipeline hands them over; empty: the packaged family's, "
+                  "looked up in the store).",
+}
 
 
 def stage_flow(fn: F) -> F:
     """Give a stage flow the shared ``Args:`` lines of its profile and upstream parameters (the UI shows them)."""
     doc = (fn.__doc__ or "").rstrip()
-    extra = PROFILE_ARGS + (UPSTREAM_ARGS if "index" in fn.__code__.co_varnames[: fn.__code__.co_argcount] else "")
+    params = fn.__code__.co_varnames[: fn.__code__.co_argcount]
+    extra = PROFILE_ARGS + "".join(f"\n        {p}: {UPSTREAM_ARGS[p]}" for p in params if p in UPSTREAM_ARGS)
     fn.__doc__ = doc.replace("    Args:", "    Args:" + extra, 1) if "Args:" in doc else f"{doc}\n\n    Args:{extra}\n"
     return fn
 

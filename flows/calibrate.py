@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from fer_spec.results import CalibratedStudent, IndexRef, StudentRun
 from flows._common import require_index, require_students, run_name, stage_config, stage_flow, upstream_of_students
 from tasks.calibrate import calibrate_student
@@ -29,7 +29,7 @@ def calibrate_stage(cfg: PipelineConfig, index: IndexRef, students: list[Student
 )
 @stage_flow
 def calibrate_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None, students: list[StudentRun] | None = None,
 ) -> list[CalibratedStudent]:
     """Calibrate every student of the packaged family (needs the students stage)."""

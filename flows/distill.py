@@ -7,7 +7,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_adapters.units import check_placeable
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from fer_spec.results import EnsembleResult, IndexRef, StudentRun, StudentsResult, SweepResult, TeacherRun
 from flows._common import run_name, stage_config, stage_flow, upstream_of_students
 from flows.teachers import UNIT_SUBMITTERS
@@ -42,7 +42,7 @@ def students_stage(
 )
 @stage_flow
 def distill_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None, teachers: list[TeacherRun] | None = None, ensemble: EnsembleResult | None = None,
 ) -> StudentsResult:
     """Distil the profile's student for each seed from the teachers' logits (needs teachers and ensemble)."""
@@ -53,7 +53,7 @@ def distill_flow(
 @flow(name="distill_sweep", flow_run_name=run_name("distillation sweep"), log_prints=True)
 @stage_flow
 def distill_sweep_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None, teachers: list[TeacherRun] | None = None, ensemble: EnsembleResult | None = None,
 ) -> SweepResult:
     """Ray Tune over strategy x loss x alpha/beta/T x seeds; the aggregate compares each family with the baseline."""
@@ -73,7 +73,7 @@ def distill_sweep_flow(
 )
 @stage_flow
 def nested_learning_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None, teachers: list[TeacherRun] | None = None, ensemble: EnsembleResult | None = None,
 ) -> list[StudentRun]:
     """Nested Learning students (memory-bounded deep optimizer), one unit per seed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from fer_spec.results import EnsembleResult, IndexRef, TeacherRun
 from flows._common import require_index, require_teachers, run_name, stage_config, stage_flow
 from tasks.ensemble import tune_ensemble_task
@@ -27,7 +27,7 @@ def ensemble_stage(cfg: PipelineConfig, index: IndexRef, teachers: list[TeacherR
 @flow(name="tune_ensemble", flow_run_name=run_name("ensemble"), log_prints=True)
 @stage_flow
 def tune_ensemble_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None, teachers: list[TeacherRun] | None = None,
 ) -> EnsembleResult:
     """Tune the teachers' ensemble weights and temperature across teacher seeds (needs the teachers stage).

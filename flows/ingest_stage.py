@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, effective_ingest, synth_dir
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides, effective_ingest, synth_dir
 from fer_spec.results import IndexRef
 from flows._common import run_name, stage_config, stage_flow
 from flows.ingest import ingest_flow
@@ -25,7 +25,7 @@ def ingest_stage(cfg: PipelineConfig) -> IndexRef:
 @flow(name="ingest_stage", flow_run_name=run_name("ingest"), log_prints=True)
 @stage_flow
 def ingest_pipeline_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None
 ) -> IndexRef:
     """The ingest stage of a profile: dataset index, manifest, findings and balance report.
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides, effective_ingest
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides, effective_ingest
 from fer_spec.results import BundleRef, CalibratedStudent, IndexRef
 from flows._common import (
     require_calibrated,
@@ -40,7 +40,7 @@ def package_stage(cfg: PipelineConfig, index: IndexRef, calibrated: list[Calibra
 @flow(name="package", flow_run_name=run_name("package"), log_prints=True)
 @stage_flow
 def package_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None, calibrated: list[CalibratedStudent] | None = None,
 ) -> BundleRef:
     """Package the best calibrated student of the packaged family for the realtime runner (needs calibrate)."""

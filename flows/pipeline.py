@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from fer_spec.results import PipelineResult
 from flows._common import run_name, stage_config, stage_flow
 from flows.calibrate import calibrate_flow
@@ -22,7 +22,7 @@ from tasks.summary import publish_summary
 @stage_flow
 def pipeline_flow(
     profile: Profile = "demo",
-    overrides: RunOverrides | None = None,
+    overrides: RunOverrides = NO_OVERRIDES,
     config: PipelineConfig | None = None,
     report: bool = False,
 ) -> PipelineResult:

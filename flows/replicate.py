@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from fer_spec.results import EnsembleResult, IndexRef, StudentRun, TeacherRun
 from flows._common import run_name, stage_config, stage_flow, upstream_of_students
 from flows.calibrate import calibrate_stage
@@ -31,7 +31,7 @@ DEFAULT_SEEDS = [1000, 1001, 1002, 1003, 1004]
 def replicate_flow(
     profile: Profile = "demo",
     seeds: Annotated[list[int], Field(min_length=2, max_length=64)] = DEFAULT_SEEDS,
-    overrides: RunOverrides | None = None,
+    overrides: RunOverrides = NO_OVERRIDES,
     config: PipelineConfig | None = None,
 ) -> ReplicationResult:
     """Retrain and calibrate one student per seed (all submitted at once); statistics against the packaged family's

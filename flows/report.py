@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from flows._common import run_name, stage_config
 from tasks.report import build_report
 
@@ -14,7 +14,7 @@ from tasks.report import build_report
 @flow(name="report", flow_run_name=run_name("report"), log_prints=True)
 def report_flow(
     profile: Profile = "demo",
-    overrides: RunOverrides | None = None,
+    overrides: RunOverrides = NO_OVERRIDES,
     config: PipelineConfig | None = None,
     out_dir: str | None = None,
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from flows._common import run_name, stage_config
 from tasks.ship import ship_model
 
@@ -16,7 +16,7 @@ from tasks.ship import ship_model
 def ship_flow(
     out_dir: str,
     profile: Profile = "demo",
-    overrides: RunOverrides | None = None,
+    overrides: RunOverrides = NO_OVERRIDES,
     config: PipelineConfig | None = None,
     report_dir: str | None = None,
 ) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fer_adapters.units import check_placeable
-from fer_spec.profile import PipelineConfig, Profile, RunOverrides
+from fer_spec.profile import NO_OVERRIDES, PipelineConfig, Profile, RunOverrides
 from fer_spec.results import IndexRef, TeacherRun
 from flows._common import require_index, run_name, stage_config, stage_flow
 from tasks.teachers import train_teacher
@@ -37,7 +37,7 @@ def teachers_stage(cfg: PipelineConfig, index: IndexRef) -> list[TeacherRun]:
 )
 @stage_flow
 def train_teachers_flow(
-    profile: Profile = "demo", overrides: RunOverrides | None = None, config: PipelineConfig | None = None,
+    profile: Profile = "demo", overrides: RunOverrides = NO_OVERRIDES, config: PipelineConfig | None = None,
     index: IndexRef | None = None,
 ) -> list[TeacherRun]:
     """Train every teacher for every seed on the profile's index; each (teacher, seed) is its own unit on Ray.
