@@ -290,16 +290,27 @@ def _affine(x: torch.Tensor, cfg: TrainAugment, rng: np.random.Generator) -> tor
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def _erase(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
-    """Random erasing: with probability ``p`` a rectangle of 2-20 % of the area (aspect 0.3-3.3) becomes noise."""
-    b, _, h, w = x.shape
+def erase_boxes(rng: np.random.Generator, b: int, h: int, w: int, p: float) -> tuple[np.ndarray, ...]:
+    """The random-erasing draw shared by the host and device paths: per image a rectangle of 2-20 % of the area
+    (aspect 0.3-3.3) and whether it is erased (probability ``p``).
+
+    Returns:
+        ``(y0, x0, eh, ew, on)``, each ``[b]``.
+    """
     area = rng.uniform(0.02, 0.2, b) * h * w
     aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3), b))
     eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(np.int64)
     ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(np.int64)
     y0 = (rng.random(b) * (h - eh + 1)).astype(np.int64)
     x0 = (rng.random(b) * (w - ew + 1)).astype(np.int64)
-    on = torch.from_numpy(rng.random(b) < p).view(b, 1, 1)
+    return y0, x0, eh, ew, rng.random(b) < p
+
+
+def _erase(x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Random erasing: with probability ``p`` a rectangle of 2-20 % of the area (aspect 0.3-3.3) becomes noise."""
+    b, _, h, w = x.shape
+    y0, x0, eh, ew, on_np = erase_boxes(rng, b, h, w, p)
+    on = torch.from_numpy(on_np).view(b, 1, 1)
     ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
     y0t, x0t = torch.from_numpy(y0).view(b, 1, 1), torch.from_numpy(x0).view(b, 1, 1)
     inside = (ys >= y0t) & (ys < y0t + torch.from_numpy(eh).view(b, 1, 1)) & (xs >= x0t)

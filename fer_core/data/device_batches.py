@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer_core.data.dataset import TrainAugment, pad_index, shift_pad_px
+from fer_core.data.dataset import TrainAugment, erase_boxes, pad_index, shift_pad_px
 from fer_core.errors import ConfigError
 from fer_core.preprocess import PreprocessSpec
 
@@ -75,14 +75,7 @@ def draw_augment(cfg: TrainAugment, b: int, stored_hw: tuple[int, int], out_hw: 
         jitter = np.stack([c, rng.uniform(-255 * cfg.jitter, 255 * cfg.jitter, b)])
     erase, seed = None, 0
     if cfg.erase_p > 0:
-        h, w = out_hw
-        area = rng.uniform(0.02, 0.2, b) * h * w
-        aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3), b))
-        eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(np.int64)
-        ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(np.int64)
-        y0 = (rng.random(b) * (h - eh + 1)).astype(np.int64)
-        x0 = (rng.random(b) * (w - ew + 1)).astype(np.int64)
-        erase = np.stack([y0, x0, eh, ew, rng.random(b) < cfg.erase_p])
+        erase = np.stack(erase_boxes(rng, b, *out_hw, cfg.erase_p))
         seed = int(rng.integers(0, 2**62))
     return AugmentDraw(flip, shift, pad, cfg.shift_pad, theta, jitter, erase, seed)
 

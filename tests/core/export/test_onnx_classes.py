@@ -12,8 +12,8 @@ from fer_core.export import write_bundle
 from fer_core.export.bundle import load_bundle
 from fer_core.export.onnx import export_onnx, metadata
 from fer_core.export.session import CLASSES_KEY, make_session, model_classes
-from fer_core.io import sha256_file
 from fer_core.taxonomy import FER_CLASSES
+from tests.cli._builders import swap_classes
 
 from .helpers import SPEC, calibration_dict, make_bundle, tiny_net
 
@@ -39,21 +39,10 @@ def test_write_bundle_refuses_a_calibration_in_another_order(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def _reorder_and_rehash(bundle):
-    """What a hand edit does: swap two class names in calibration.json and fix up the manifest's hashes."""
-    cal = json.loads((bundle / "calibration.json").read_text())
-    cal["classes"][0], cal["classes"][3] = cal["classes"][3], cal["classes"][0]
-    (bundle / "calibration.json").write_text(json.dumps(cal))
-    man = json.loads((bundle / "manifest.json").read_text())
-    man["files"]["calibration.json"] = {"sha256": sha256_file(bundle / "calibration.json"),
-                                        "size": (bundle / "calibration.json").stat().st_size}  # fmt: skip
-    (bundle / "manifest.json").write_text(json.dumps(man))
-
-
 def test_a_rehashed_bundle_with_swapped_classes_is_refused_on_load(tmp_path):
     bundle = make_bundle(tmp_path)
     load_bundle(bundle)  # intact: loads
-    _reorder_and_rehash(bundle)
+    swap_classes(bundle)
     with pytest.raises(BundleError, match="probabilities would be read under the wrong names"):
         load_bundle(bundle)
 
