@@ -1,7 +1,9 @@
 """Issue 12, at scale by simulation: the fer2013_gpu profile's unit graph on 1, 2, 8 and 64 GPU workers.
 
-Steps: (1) measure this machine's host data path at the profile's 224x224x3 (``ArrayDataset.get_batch``, the engine's
-path) and image decoding; (2) print the duration table (every figure with its source) and the per-unit durations;
+Steps: (1) measure this machine's data path (``ArrayDataset.get_batch``, the engine's path): the device batch builder
+(issue 22) from the packed 48x48 grey faces to the profile's input size, run here with ``device=cpu`` (an upper bound
+of what a unit's host pays: on a GPU these ops run on the device), beside the old host path at 224x224x3 for
+comparison, and image decoding; (2) print the duration table (every figure with its source) and the per-unit durations;
 (3) replay the FER2013 CPU reference run with its recorded per-unit times and compare with its recorded walls;
 (4) simulate the profile as written and the issue's 20-run student study (4 families x 5 seeds) per W, FIFO vs LPT,
 in two scenarios (host data path as measured; data path off the critical path): makespan, speed-up vs the
@@ -36,8 +38,10 @@ REF_TEACHER_MIN, REF_STUDENT_MIN, REF_TRIAL_MIN = 39.5 / 2, 30.9 / 5, 127.3 / 15
 REF_SWEEP_WALL_MIN, REF_WALL_MIN = 69.0, 160.8
 
 
-def measure_data_path(quick: bool) -> dict[str, float]:
-    """Images per CPU-second of the engine's batch assembly (train: flip + shift; eval: normalise only) and decoding.
+def measure_data_path(quick: bool, size: int = 112, channels: int = 1) -> dict[str, float]:
+    """Images per CPU-second of the engine's batch assembly (train: flip + shift; eval: normalise only) and decoding:
+    ``train``/``eval`` on the device path from 48 px packs at ``size`` (device=cpu), ``old_train``/``old_eval`` on
+    the old host path at 224x224x3.
 
     One torch thread, timed by ``process_time``: the CPU time a batch costs, which other processes on this shared
     machine do not inflate the way they inflate wall time.
@@ -80,9 +84,16 @@ def measure_data_path(quick: bool) -> dict[str, float]:
         for _ in range(k):
             prepare_pixels(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), spec)
 
-    train = best_rate(lambda: ds.get_batch(rng.integers(0, n, batch), train=True, rng=rng), batch)
-    evaluate = best_rate(lambda: ds.get_batch(rng.integers(0, n, batch)), batch)
-    return {"train": train, "eval": evaluate, "decode": best_rate(decode, k)}
+    old_train = best_rate(lambda: ds.get_batch(rng.integers(0, n, batch), train=True, rng=rng), batch)
+    old_eval = best_rate(lambda: ds.get_batch(rng.integers(0, n, batch)), batch)
+    packed_spec = PreprocessSpec(size=(48, 48), channels=1, color="gray", mean=(0.5,), std=(0.5,),
+                                 resize_interpolation="cubic")  # fmt: skip
+    packed = ArrayDataset(rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), np.zeros(n, np.int64),
+                          [str(i) for i in range(n)], packed_spec).for_input(size, channels)  # fmt: skip
+    train = best_rate(lambda: packed.get_batch(rng.integers(0, n, batch), train=True, rng=rng), batch)
+    evaluate = best_rate(lambda: packed.get_batch(rng.integers(0, n, batch)), batch)
+    return {"train": train, "eval": evaluate, "old_train": old_train, "old_eval": old_eval,
+            "decode": best_rate(decode, k)}  # fmt: skip
 
 
 def print_params(p: dict[str, Param]) -> None:
@@ -207,16 +218,19 @@ def main() -> None:
         p["data_train_img_s"] = Param(args.data_train_img_s, "img/s", "given on the command line")
         p["data_eval_img_s"] = Param(args.data_eval_img_s, "img/s", "given on the command line")
     else:
-        r = measure_data_path(args.quick)
+        m0 = gpu["teachers"]["teachers"][0]["train"]["model"]
+        r = measure_data_path(args.quick, int(m0["img_size"]), int(m0.get("in_chans", 1)))
         print(
-            f"measured here (1 torch thread, CPU time; load average {os.getloadavg()[0]:.1f}): train batch "
-            f"{r['train']:.0f} img/CPU-s, eval batch {r['eval']:.0f}, decode {r['decode']:.0f}; "
-            f"x{unit_cpus} for a unit's {unit_cpus} CPUs"
+            f"measured here (1 torch thread, CPU time; load average {os.getloadavg()[0]:.1f}): device path "
+            f"(device=cpu, 48 px packs -> {m0['img_size']} px) train batch {r['train']:.0f} img/CPU-s, eval batch "
+            f"{r['eval']:.0f}; old host path at 224x224x3 train {r['old_train']:.0f}, eval {r['old_eval']:.0f} "
+            f"(device / old = {r['train'] / r['old_train']:.2f}x train, {r['eval'] / r['old_eval']:.2f}x eval); "
+            f"decode {r['decode']:.0f}; x{unit_cpus} for a unit's {unit_cpus} CPUs"
         )
         # Assumed linear in CPUs: optimistic for these memory-bound tensor ops, so the data path is if anything slower.
         src = f"measured here per CPU-second x {unit_cpus} CPUs per unit (linear scaling assumed)"
-        p["data_train_img_s"] = Param(r["train"] * unit_cpus, "img/s", f"get_batch flip+shift, {src}")
-        p["data_eval_img_s"] = Param(r["eval"] * unit_cpus, "img/s", f"get_batch eval, {src}")
+        p["data_train_img_s"] = Param(r["train"] * unit_cpus, "img/s", f"device-path get_batch flip+shift, {src}")
+        p["data_eval_img_s"] = Param(r["eval"] * unit_cpus, "img/s", f"device-path get_batch eval on CPU, {src}")
         p["decode_img_s"] = Param(r["decode"], "img/s", "decode + prepare_pixels, measured here per CPU-second")
     print("\n## Duration table\n")
     print_params(p)

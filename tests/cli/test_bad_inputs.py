@@ -380,8 +380,13 @@ FLOW_CASES: list[Case] = [
 
 
 def _ingested(t: Path) -> Path:
-    """The tiny profile with its own index, made by ``ferflow ingest -c`` (which renders its synthetic faces)."""
-    profile = b.profile(t)
+    """The tiny profile with its own index, made by ``ferflow ingest -c`` (which renders its synthetic faces). Its own
+    synthetic seed, so its index hash is no other test's (the session shares one MLflow store)."""
+
+    def own_faces(cfg: dict) -> None:
+        cfg["data"]["synth"]["seed"] = 9173
+
+    profile = b.profile(t, own_faces)
     result = runner.invoke(app, ["ingest", "--config", str(profile)])
     _console_to_fd2()  # that call configured Prefect's console on its own (now closed) stream
     assert result.exit_code == 0, result.output
