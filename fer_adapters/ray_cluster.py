@@ -8,6 +8,7 @@ import socket
 import threading
 
 import ray
+from ray.job_config import JobConfig
 
 from fer_adapters.store import Store
 from fer_core.errors import ServerUnreachableError
@@ -49,6 +50,18 @@ def forwarded_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def job_name() -> str:
+    """The Ray job's name (the dashboard's Jobs table shows ``metadata.job_name`` in its Name column): the flow run
+    that connects, e.g. ``ferflow · tiny · pipeline``, instead of every job reading ``python -m prefect.engine``."""
+    try:
+        from prefect.runtime import flow_run
+
+        name = flow_run.name
+    except Exception:  # noqa: BLE001 - outside Prefect (a benchmark, a test) there is no flow run to name
+        name = None
+    return f"ferflow · {name}" if name else "ferflow"
+
+
 def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) -> None:
     """Initialise Ray once per process (thread-safe: stage units submit from several threads).
 
@@ -68,6 +81,7 @@ def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) ->
             ray.init(
                 address=settings.ray_address,
                 runtime_env=runtime_env,
+                job_config=JobConfig(metadata={"job_name": job_name()}),
                 ignore_reinit_error=True,
                 log_to_driver=False,
                 configure_logging=False,
@@ -81,6 +95,7 @@ def ensure_ray(settings: Settings | None = None, num_cpus: int | None = None) ->
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
             runtime_env=runtime_env,
+            job_config=JobConfig(metadata={"job_name": job_name()}),
             ignore_reinit_error=True,
             log_to_driver=False,
             configure_logging=False,
