@@ -195,18 +195,25 @@ PROFILES_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 class RunOverrides(FrozenModel):
-    """A few documented changes to the chosen profile, applied on top of it (empty fields keep the profile's)."""
+    """A few documented changes to the chosen profile, applied on top of it. Empty fields keep the profile's (an
+    empty list, 0 epochs, sweep ``profile``, an empty URI): no field defaults to ``None``, which the Prefect run form
+    shows as 'Property is type "None"'."""
 
-    student_seeds: Seeds | None = Field(
-        None, min_length=1, max_length=64, description="Seeds of the packaged student family: one training unit each."
+    student_seeds: Seeds = Field(
+        default_factory=list, max_length=64,
+        description="Seeds of the packaged student family: one training unit each (empty: the profile's).",
     )
-    teacher_seeds: Seeds | None = Field(
-        None, min_length=1, max_length=16, description="Seeds of every teacher: one training unit per teacher and seed."
+    teacher_seeds: Seeds = Field(
+        default_factory=list, max_length=16,
+        description="Seeds of every teacher: one training unit per teacher and seed (empty: the profile's).",
     )
-    epochs: int | None = Field(None, ge=1, le=1000, description="Epochs of every teacher and student training run.")
-    sweep: bool | None = Field(None, description="Run the distillation sweep (CE, KD, DKD families across seeds).")
-    publish_uri: str | None = Field(
-        None, description="Folder or s3://bucket/prefix where the index and the packaged bundle are published."
+    epochs: int = Field(0, ge=0, le=1000, description="Epochs of every teacher and student run (0: the profile's).")
+    sweep: Literal["profile", "on", "off"] = Field(
+        "profile", description="Run the distillation sweep (CE, KD, DKD families across seeds), or as the profile says."
+    )
+    publish_uri: str = Field(
+        "", description="Folder or s3://bucket/prefix where the index and the packaged bundle are published (empty: "
+        "the profile's)."
     )
 
 
@@ -225,20 +232,20 @@ def profile_path(profile: str) -> Path:
 
 def apply_overrides(cfg: PipelineConfig, ov: RunOverrides | None) -> PipelineConfig:
     """The profile with the non-empty override fields applied (validated again as a whole)."""
-    if ov is None or all(v is None for v in ov.model_dump().values()):
+    if ov is None or ov == NO_OVERRIDES:
         return cfg
     data = cfg.model_dump(mode="json")
-    if ov.student_seeds is not None:
+    if ov.student_seeds:
         data["student"]["seeds"] = ov.student_seeds
-    if ov.teacher_seeds is not None:
+    if ov.teacher_seeds:
         data["teachers"]["seeds"] = ov.teacher_seeds
-    if ov.epochs is not None:
+    if ov.epochs:
         for t in data["teachers"]["teachers"]:
             t["train"]["epochs"] = ov.epochs
         data["student"]["train"]["epochs"] = ov.epochs
-    if ov.sweep is not None:
-        data["student"]["sweep"]["enabled"] = ov.sweep
-    if ov.publish_uri is not None:
+    if ov.sweep != "profile":
+        data["student"]["sweep"]["enabled"] = ov.sweep == "on"
+    if ov.publish_uri:
         data["publish_uri"] = ov.publish_uri
     return PipelineConfig.model_validate(data)
 

@@ -53,8 +53,9 @@ def stage_config(profile: str, overrides: RunOverrides | None, config: PipelineC
     return cfg
 
 
-# Prefect names a run it was given no name for "adjective-animal" (coolname); any other name was typed by a person.
-_GENERATED_NAME = re.compile(r"^[a-z]+-[a-z]+$")
+# Prefect names a run two hyphenated lower-case words ("crimson-lemur" on the server, "theta3-mundahla" prefilled in
+# the UI's run form); a name of any other shape was typed by a person.
+_GENERATED_NAME = re.compile(r"^[a-z0-9]+-[a-z0-9]+$")
 
 
 def run_name(stage: str) -> Callable[[], str]:

@@ -11,6 +11,7 @@ import flows._common as common
     ("given", "params", "expected"),
     [
         ("crimson-lemur", {"profile": "tiny"}, "tiny · teachers"),  # Prefect's generated name: replaced
+        ("theta3-mundahla", {"profile": "tiny"}, "tiny · teachers"),  # what the UI's run form prefills: replaced
         ("nightly check after the fix", {"profile": "tiny"}, "nightly check after the fix"),  # typed: kept
         ("", {"config": {"name": "custom-run"}}, "custom-run · teachers"),
         (None, {}, "demo · teachers"),
