@@ -37,6 +37,7 @@ from fer_core.report.render import ReportData, Target, render_markdown
 from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_logits, evaluate_probs, family_table
 from fer_core.taxonomy import CLASS_TO_INDEX
 from fer_spec.profile import PipelineConfig
+from fer_spec.results import EnsembleResult
 from fer_spec.settings import Settings
 
 #: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
@@ -250,6 +251,28 @@ def build_report(cfg: PipelineConfig, out_dir: str | None = None) -> dict[str, A
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _typed_ensemble(cfg: PipelineConfig) -> EnsembleResult:
+    """The profile's ensemble sweep result, found in the artifact store through its typed upstream results.
+
+    Raises:
+        MissingUpstreamError: the ingest, teachers or ensemble stage has no result in the store.
+    """
+    from tasks.ensemble import find_ensemble
+    from tasks.publish import find_ingested
+    from tasks.teachers import find_teacher
+
+    index = find_ingested(cfg)
+    if index is None:
+        raise MissingUpstreamError(f"profile {cfg.name!r} has no ingest result in the artifact store; run its pipeline")
+    spec, section = cfg.data.preprocess, cfg.teachers
+    teachers = [find_teacher(t, s, index, spec) for s in section.seeds for t in section.teachers]
+    found = find_ensemble(cfg.ensemble, [t for t in teachers if t is not None]) if all(teachers) else None
+    if found is None:
+        raise MissingUpstreamError(f"profile {cfg.name!r} has no teacher runs or ensemble sweep in the artifact store; "
+                                   "run its pipeline")  # fmt: skip
+    return found
+
+
 def _new_folders(out: Path) -> list[Path]:
     """The outermost folder ``out.mkdir(parents=True)`` would create (removing it removes the rest), or none."""
     missing = [p for p in (out, *out.parents) if not p.exists()]
@@ -282,10 +305,11 @@ def _build(cfg: PipelineConfig, runs: _Runs, rows: pd.DataFrame, index_path: str
         ev = evaluate_logits(zv, yv, zt, yt, masks)
         models.append((f"{t.name} ({t.train.model.name}, {t.train.model.head})", "teacher", ev))
         confusion_plot(ev.confusion, png(f"confusion_teacher_{t.name}"))
-    ens_run = runs.latest("the ensemble sweep", **{"ferflow.stage": "tune_ensemble"})
-    weights = np.asarray([float(w) for w in ens_run["tags.ferflow.best_weights"].split(",")])
-    temp = float(ens_run["tags.ferflow.best_temperature"])
+    used.append(runs.latest("the ensemble sweep", **{"ferflow.stage": "tune_ensemble"}))  # for the stage times
+    ensemble = _typed_ensemble(cfg)  # the stage's typed result from the store, never its MLflow tags
     names = [t.name for t in cfg.teachers.teachers]
+    by_name = dict(zip(ensemble.teacher_names, ensemble.weights, strict=True))
+    weights, temp = np.asarray([by_name[n] for n in names]), float(ensemble.temperature)
     zv = np.stack([_split_arrays(rows, tables[n], "val")[0] for n in names])
     zt = np.stack([_split_arrays(rows, tables[n], "test")[0] for n in names])
     ens = evaluate_probs(fuse_probs(zv, weights, temp), yv, fuse_probs(zt, weights, temp), yt, masks)

@@ -179,7 +179,7 @@ def test_worker_killed_mid_training_resumes_from_checkpoint_and_registers_once(s
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
         params = {"config": load_pipeline_config(profile).model_dump(mode="json")}
         killed = run_deployment("pipeline/pipeline", parameters=params, timeout=0)
-        last_pt = wait_for(lambda: sorted((home / "runs" / "train_teacher").glob(f"{teacher}-*/last.pt")),
+        last_pt = wait_for(lambda: sorted((home / "store" / "runs" / "train_teacher").glob(f"{teacher}-*/last.pt")),
                            timeout_s=240, what=f"the first checkpoint of {teacher}")[0]  # fmt: skip
         victims = kill_worker_and_flow_runs(stack)
         assert victims, "no flow-run process was running"

@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fer_core.ensemble.fusion import fuse_probs
-from fer_core.errors import ConfigError
+from fer_core.errors import MissingUpstreamError
 from fer_core.evaluate.metrics import classification_metrics
 from fer_core.logits.store import align_logits, read_logits
 from fer_core.taxonomy import CLASS_TO_INDEX
@@ -82,11 +82,12 @@ def test_ensemble_numbers_match_an_independent_recomputation(study):
     """The report's ensemble accuracy equals fuse_probs over the teachers' stored test logits at the tuned config."""
     cfg, out, rep = study
     from fer_adapters.datasets import load_index
+    from fer_adapters.run_store import fetch
 
-    idx = load_index(out.index.index_path, out.index.index_sha256)
+    idx = load_index(out.index.index_sha256)
     test = idx[idx["split"] == "test"]
-    z = np.stack([align_logits(read_logits(t.logits), test["sample_id"].tolist(), allow_extra=True)
-                  for t in out.teachers])  # fmt: skip
+    z = np.stack([align_logits(read_logits(fetch(t.logits, t.logits_sha256)), test["sample_id"].tolist(),
+                               allow_extra=True) for t in out.teachers])  # fmt: skip
     p = fuse_probs(z, np.asarray(out.ensemble.weights), out.ensemble.temperature)
     acc = classification_metrics(test["label"].map(CLASS_TO_INDEX).to_numpy(), p.argmax(1))["accuracy"]
     assert rep["headline"]["ensemble_accuracy"] == pytest.approx(acc, abs=1e-9)
@@ -120,7 +121,7 @@ def test_report_without_runs_names_what_is_missing(study, tmp_path):
     cfg = _study_config()
     ing = cfg.data.ingest.model_copy(update={"out_dir": tmp_path / "nothing"})
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"ingest": ing})})
-    with pytest.raises(ConfigError, match="no index at"):
+    with pytest.raises(MissingUpstreamError, match="no index at"):
         build_report.fn(cfg)
 
 
@@ -140,7 +141,7 @@ def test_ship_publishes_the_champion_with_a_card_that_its_file_list_reproduces(s
     listed = (tmp_path / "models" / "tiny.heldout.csv").read_text().splitlines()
     ing = effective_ingest(cfg)
     index_path = ing.out_dir / ing.index_name
-    index = load_index(str(index_path), sha256_file(index_path))
+    index = load_index(sha256_file(index_path))
     assert listed[0] == "path,label,sha256" and len(listed) - 1 == int((index["split"] == "test").sum())
     again = evaluate_file_list(out, tmp_path / "models" / "tiny.heldout.csv", ing.sources[0].path)
     assert again["accuracy"] == res["heldout"]["accuracy"] and again["n"] == len(listed) - 1
