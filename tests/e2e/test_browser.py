@@ -113,7 +113,12 @@ def started_from_the_form(stack, browser) -> dict:
     choices = page.get_by_role("option").all_inner_texts()
     shoot(page, "01_run_form_profile_choices")
     page.get_by_role("option", name=PROFILE, exact=True).click()
-    chosen = prop.locator(".p-select-button__value").inner_text()
+    value = prop.locator(".p-select-button__value")
+    try:  # the form re-renders after the click: read the value once it shows the choice (or give up after 15 s)
+        value.filter(has_text=PROFILE).wait_for(timeout=15_000)
+    except Exception:  # noqa: BLE001 - the assertion below reports what the form shows instead
+        pass
+    chosen = value.inner_text()
     shoot(page, "02_run_form_tiny")
     page.get_by_role("button", name="Submit").click()
     page.wait_for_url("**tab=Runs*", timeout=60_000)  # the deployment's run list, with a "scheduled" toast
