@@ -53,18 +53,18 @@ def stage_config(profile: str, overrides: RunOverrides | None, config: PipelineC
     return cfg
 
 
-# Prefect names a run two hyphenated lower-case words ("crimson-lemur" on the server, "theta3-mundahla" prefilled in
-# the UI's run form); a name of any other shape was typed by a person.
-_GENERATED_NAME = re.compile(r"^[a-z0-9]+-[a-z0-9]+$")
+# The server names a deployment run created without a name "adjective-animal" (coolname).
+_SERVER_NAME = re.compile(r"^[a-z]+-[a-z]+$")
 
 
 def run_name(stage: str) -> Callable[[], str]:
-    """``flow_run_name`` of a stage flow: ``<profile> · <stage>`` (the config's name when one is given), unless the
-    run was given a name of its own (typed in the UI's run form, or ``--name``): that one is kept."""
+    """``flow_run_name`` of a stage flow: ``<profile> · <stage>`` (the config's name when one is given), except for a
+    deployment run created with a name of its own (the UI's run form, ``prefect deployment run --name``,
+    ``run_deployment(flow_run_name=...)``): a person chose that one, and it is kept."""
 
     def name() -> str:
         given = flow_run.name
-        if given and not _GENERATED_NAME.match(given):
+        if given and flow_run.deployment_id and not _SERVER_NAME.match(given):
             return given
         params = flow_run.parameters or {}
         cfg = params.get("config")

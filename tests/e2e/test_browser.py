@@ -119,6 +119,8 @@ def started_from_the_form(stack, browser) -> dict:
     except Exception:  # noqa: BLE001 - the assertion below reports what the form shows instead
         pass
     chosen = value.inner_text()
+    typed = f"{PROFILE} run typed in the form"
+    page.locator("input[type=text]").first.fill(typed)  # the Run Name field, prefilled with a random name
     shoot(page, "02_run_form_tiny")
     page.get_by_role("button", name="Submit").click()
     page.wait_for_url("**tab=Runs*", timeout=60_000)  # the deployment's run list, with a "scheduled" toast
@@ -127,7 +129,8 @@ def started_from_the_form(stack, browser) -> dict:
                                                  "sort": "EXPECTED_START_TIME_DESC"})  # fmt: skip
     assert runs and runs[0]["parameters"].get("profile") == PROFILE, runs[:1]
     run = wait_for_final_state(api, runs[0]["id"], stack["home"])
-    return {"page": page, "form_text": form_text, "choices": choices, "chosen": chosen, "run": run, "base": base}
+    return {"page": page, "form_text": form_text, "choices": choices, "chosen": chosen, "run": run, "base": base,
+            "typed": typed}
 
 
 def test_run_form_offers_the_profiles_with_descriptions(started_from_the_form):
@@ -141,7 +144,7 @@ def test_the_run_completes_and_its_page_names_the_stages(started_from_the_form):
     s = started_from_the_form
     run, page = s["run"], s["page"]
     assert run["state_type"] == "COMPLETED", run["state"]
-    assert run["parameters"]["profile"] == PROFILE and run["name"] == f"{PROFILE} · pipeline"
+    assert run["parameters"]["profile"] == PROFILE and run["name"] == s["typed"]  # the name a person typed is kept
     page.goto(f"{s['base']}/runs/flow-run/{run['id']}", wait_until="networkidle", timeout=90_000)
     page.get_by_text("Subflow Runs", exact=True).click()
     page.get_by_text(STAGES[-1]).first.wait_for(timeout=60_000)

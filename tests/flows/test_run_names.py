@@ -1,4 +1,4 @@
-"""Stage flow run names: ``<profile> · <stage>`` for runs Prefect named itself, a person's typed name kept."""
+"""Stage flow run names: ``<profile> · <stage>``, except a deployment run's name a person chose (kept)."""
 
 from types import SimpleNamespace
 
@@ -8,15 +8,17 @@ import flows._common as common
 
 
 @pytest.mark.parametrize(
-    ("given", "params", "expected"),
+    ("given", "deployment", "params", "expected"),
     [
-        ("crimson-lemur", {"profile": "tiny"}, "tiny · teachers"),  # Prefect's generated name: replaced
-        ("theta3-mundahla", {"profile": "tiny"}, "tiny · teachers"),  # what the UI's run form prefills: replaced
-        ("nightly check after the fix", {"profile": "tiny"}, "nightly check after the fix"),  # typed: kept
-        ("", {"config": {"name": "custom-run"}}, "custom-run · teachers"),
-        (None, {}, "demo · teachers"),
+        ("crimson-lemur", "d1", {"profile": "tiny"}, "tiny · teachers"),  # the server's generated name: replaced
+        ("nightly check after the fix", "d1", {"profile": "tiny"}, "nightly check after the fix"),  # chosen: kept
+        ("mu4-nerendra-g", "d1", {"profile": "tiny"}, "mu4-nerendra-g"),  # the UI form's name, submitted: kept
+        ("crimson-lemur", None, {"profile": "tiny"}, "tiny · teachers"),  # a subflow or a direct call
+        ("nightly check", None, {"profile": "tiny"}, "tiny · teachers"),
+        ("", "d1", {"config": {"name": "custom-run"}}, "custom-run · teachers"),
+        (None, None, {}, "demo · teachers"),
     ],
 )
-def test_typed_names_are_kept_generated_ones_replaced(monkeypatch, given, params, expected):
-    monkeypatch.setattr(common, "flow_run", SimpleNamespace(name=given, parameters=params))
+def test_chosen_names_of_deployment_runs_are_kept(monkeypatch, given, deployment, params, expected):
+    monkeypatch.setattr(common, "flow_run", SimpleNamespace(name=given, deployment_id=deployment, parameters=params))
     assert common.run_name("teachers")() == expected
