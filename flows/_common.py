@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import TypeVar, get_args
 
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from fer_adapters.placement import PROFILE
 from fer_core.errors import MissingUpstreamError
@@ -64,7 +64,7 @@ def run_name(stage: str) -> Callable[[], str]:
 
     def name() -> str:
         given = flow_run.name
-        if given and flow_run.deployment_id and not _SERVER_NAME.match(given):
+        if given and deployment.id and not _SERVER_NAME.match(given):
             return given
         params = flow_run.parameters or {}
         cfg = params.get("config")

@@ -20,5 +20,16 @@ import flows._common as common
     ],
 )
 def test_chosen_names_of_deployment_runs_are_kept(monkeypatch, given, deployment, params, expected):
-    monkeypatch.setattr(common, "flow_run", SimpleNamespace(name=given, deployment_id=deployment, parameters=params))
+    monkeypatch.setattr(common, "flow_run", SimpleNamespace(name=given, parameters=params))
+    monkeypatch.setattr(common, "deployment", SimpleNamespace(id=deployment))
     assert common.run_name("teachers")() == expected
+
+
+def test_the_runtime_attributes_read_exist_outside_a_run():
+    """The names read above are real ``prefect.runtime`` attributes (a missing one crashed a deployment run)."""
+    import prefect.runtime.deployment
+    import prefect.runtime.flow_run
+
+    assert prefect.runtime.deployment.id is None and prefect.runtime.flow_run.parameters == {}
+    assert common.run_name("teachers")() == "demo · teachers"
+
