@@ -23,6 +23,10 @@ from fer_core.taxonomy import FER_CLASSES
 _PACKAGES = ("torch", "timm", "numpy", "onnxruntime", "opencv-python", "prefect", "ray", "mlflow")
 
 
+# Bookkeeping figures of every epoch that belong in the table, not in a chart of their own (epoch is the step).
+TABLE_ONLY: frozenset[str] = frozenset({"epoch", "micro_batch", "train/data_frac"})
+
+
 def is_per_class(key: str) -> bool:
     """Whether a metric key is one class's value (``val/f1/angry``, ``train_loss/class_3``): a table, not a chart."""
     last = key.rsplit("/", 1)[-1]
@@ -32,20 +36,24 @@ def is_per_class(key: str) -> bool:
 class MlflowSink:
     """fer_core's MetricsSink writing to one MLflow run by id (thread-safe: no fluent active-run state).
 
-    A run's metrics page must read in one screen: headline metrics are logged as stepped curves; per-class values
-    (7 classes x several metrics) go to one table artifact (``table``, a CSV of step, metric, class, value) written
-    by :meth:`flush`, and ``final/*`` copies of the last epoch are not logged (the last step of ``val/*`` is it).
+    A run's metrics page must read at a glance: headline metrics are logged as stepped curves; per-class values
+    (7 classes x several metrics), bookkeeping (:data:`TABLE_ONLY`) and, when ``charts`` is given, every metric not in
+    it go to one table artifact (``table``, a CSV of step, metric, class, value) written by :meth:`flush`; ``final/*``
+    copies of the last epoch are not logged (the last step of ``val/*`` is it).
 
     Args:
         run_id: the MLflow run.
         client: an MLflow client (default: a new one on the configured tracking URI).
         table: the artifact name of the per-class table.
+        charts: the only metrics logged as charts (None: all but the table's).
     """
 
-    def __init__(self, run_id: str, client: MlflowClient | None = None, table: str = "metrics_per_class.csv"):
+    def __init__(self, run_id: str, client: MlflowClient | None = None, table: str = "metrics_per_class.csv",
+                 charts: frozenset[str] | None = None):  # fmt: skip
         self.run_id = run_id
         self.client = client or MlflowClient()
         self.table = table
+        self.charts = charts
         self.per_class: list[tuple[int, str, str, float]] = []
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -57,6 +65,8 @@ class MlflowSink:
             if is_per_class(k):
                 metric, cls = k.rsplit("/", 1)
                 self.per_class.append((step or 0, metric, cls, float(v)))
+            elif k in TABLE_ONLY or (self.charts is not None and k not in self.charts):
+                self.per_class.append((step or 0, k, "", float(v)))
             else:
                 batch.append(Metric(k, float(v), ts, step or 0))
         for i in range(0, len(batch), 900):  # MLflow caps a batch at 1000 metrics

@@ -19,6 +19,11 @@ from fer_core.io import sha256_file
 from fer_core.logits.store import align_logits, read_logits
 from fer_spec.results import CalibratedStudent, IndexRef, StudentRun
 
+# The calibration's figures shown as charts in the student's run (all of them are in calibration/metrics.csv and in
+# the bundle's calibration.json): held-out accuracy/macro-F1/ECE after T, validation ECE before and after, T.
+CALIBRATION_CHARTS = frozenset({"after/accuracy", "after/macro_f1", "after/ece_15", "val_before/ece_15",
+                                "val_after/ece_15", "calibration/temperature"})  # fmt: skip
+
 
 def split_logits(logits: Path, index_sha256: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """A split's logits and labels, joined to the index by sample_id."""
@@ -51,7 +56,7 @@ def calibrate_student(student: StudentRun, cfg: CalibrationConfig, index: IndexR
     zt, yt = split_logits(logits, index_sha256, test_split)
     folder = RunFolder(calibration_key(student))
     out = folder.local
-    sink = MlflowSink(student.mlflow_run_id, table="calibration/metrics_per_class.csv")
+    sink = MlflowSink(student.mlflow_run_id, table="calibration/metrics.csv", charts=CALIBRATION_CHARTS)
     res = calibrate(zv, yv, zt, yt, cfg, out, sink=sink)
     sink.flush()
     metrics = res.spec.model_dump()["metrics"]
