@@ -1,7 +1,7 @@
 """Start one Ray worker node that joins a running head, then wait (run inside its own mount namespace).
 
 ``python -m tests.e2e._isolated_raylet --address 127.0.0.1:PORT --cpus 1 --ready FILE``: a second ``ray start`` on
-one machine is refused unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1, which moves the node off loopback, so the node is
+one machine is refused unless Ray's Windows/macOS cluster switch is on (it moves the node off loopback); the node is
 started the way ``ray.cluster_utils.Cluster.add_node`` starts a non-head node, every address on 127.0.0.1. The
 raylet and every worker it spawns inherit this process's mount namespace and environment (its own FERFLOW_HOME).
 Writes its node id to ``FILE`` once the node runs; killing every process of the namespace kills the node.

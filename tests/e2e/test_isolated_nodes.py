@@ -5,7 +5,7 @@ The store is moto's S3 server on 127.0.0.1 (``FERFLOW_STORE=s3://…``). A Ray h
 (``tests/e2e/_isolated_raylet.py``) inside its own mount namespace: ``unshare --mount --propagation private`` with an
 empty tmpfs over the driver's FERFLOW_HOME (which holds the data root ``data/synth-…`` and the index) and another
 over the node's own FERFLOW_HOME, so every read of the driver's files from a unit finds an empty folder. (A second
-``ray start`` on one machine is refused without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1, which leaves loopback.) The
+``ray start`` on one machine is refused unless Ray's Windows/macOS cluster switch is on: it leaves loopback.) The
 local stack's Prefect server, cpu worker and MLflow server on loopback; the pipeline is triggered through the
 deployed ``pipeline`` deployment.
 
