@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import timm
-import torch
 from torch import nn
 
 from fer_core.errors import CheckpointMismatchError, ConfigError

@@ -41,8 +41,8 @@ def test_the_shipped_bundle_matches_its_manifest_and_fits_the_size_and_latency_c
         assert section in card, section
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"the FER2013 folder release is not at {DATA}; point FERFLOW_SHARED_DIR at "
-                    "the folder holding data/fer2013")
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"the FER2013 folder release is not at {DATA}; point "
+                    "FERFLOW_SHARED_DIR at the folder holding data/fer2013")
 def test_the_cards_held_out_accuracy_reproduces_from_the_data_to_a_tenth_of_a_point():
     card = (BUNDLE / "model_card.md").read_text(encoding="utf-8")
     got = evaluate_file_list(BUNDLE, FILE_LIST, DATA)

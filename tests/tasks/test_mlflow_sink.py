@@ -19,8 +19,9 @@ def test_per_class_and_bookkeeping_go_to_the_table_headlines_stay_curves(trackin
 
     with ferflow_run("distill", run_name="student") as (run_id, sink):
         for epoch in range(3):
-            sink.log_metrics({"val/macro_f1": 0.1 * epoch, "val/f1/angry": 0.2, "train_loss/happy": 1.5,
-                              "epoch": float(epoch), "micro_batch": 64.0, "final/macro_f1": 0.2}, step=epoch)  # fmt: skip
+            row = {"val/macro_f1": 0.1 * epoch, "val/f1/angry": 0.2, "train_loss/happy": 1.5, "epoch": float(epoch),
+                   "micro_batch": 64.0, "final/macro_f1": 0.2}  # fmt: skip
+            sink.log_metrics(row, step=epoch)
     cal = MlflowSink(run_id, table="calibration/metrics.csv", charts=frozenset({"after/macro_f1"}))
     cal.log_metrics({"after/macro_f1": 0.3, "after/brier": 0.7, "after_per_class/nll": 1.1})
     cal.flush()
