@@ -56,7 +56,7 @@ test-gpu: install
 	$(PY) -m pytest -m gpu -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check fer_core tasks flows ferflow tests benchmarks
+	$(VENV)/bin/ruff check fer_core fer_spec fer_adapters tasks flows ferflow tests benchmarks
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
