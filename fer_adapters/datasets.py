@@ -30,7 +30,6 @@ from fer_core.data.index import manifest_path, read_index
 from fer_core.errors import IntegrityMismatchError, MissingUpstreamError
 from fer_core.io import sha256_bytes, sha256_json
 from fer_core.preprocess import PreprocessSpec
-from fer_core.taxonomy import CLASS_TO_INDEX
 
 SHARD_BYTES = 32 * 1024 * 1024  # FER2013's train split at 48 px (66 MB) becomes 3 shards
 
@@ -156,10 +155,3 @@ def model_input(ds: ArrayDataset, img_size: int, in_chans: int) -> ArrayDataset:
     if tuple(ds.spec.size) == (img_size, img_size) and ds.spec.channels == in_chans:
         return ds
     return ds.for_input(img_size, in_chans)
-
-
-def split_labels(index_sha256: str, split: str) -> tuple[list[str], np.ndarray]:
-    """Sample ids and class indices of one split, in index order."""
-    rows = load_index(index_sha256)
-    rows = rows[rows["split"] == split]
-    return rows["sample_id"].tolist(), rows["label"].map(CLASS_TO_INDEX).to_numpy(np.int64)

@@ -321,13 +321,3 @@ class Store:
         if sha256 is not None and sha256_file(path) != sha256:
             raise IntegrityMismatchError(f"{path} does not hash to {sha256}; the copy of {key} is damaged")
         return path
-
-    def fetch_dir(self, prefix: str, local_dir: Path | None = None) -> Path:
-        """A local copy of every file under ``prefix`` (the folder itself for a local store)."""
-        if self.is_local and local_dir is None:
-            return Path(self.url(prefix))
-        dest = local_dir or self.cache_dir / prefix
-        for rel in self.list(prefix):
-            if not (dest / rel).is_file():
-                get_file(self.url(f"{prefix}/{rel}"), dest / rel)
-        return dest
