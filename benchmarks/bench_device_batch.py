@@ -126,6 +126,14 @@ def _baseline_tree(rev: str, into: Path) -> Path:
     return into
 
 
+def _ratio_rows(old: Path, today_what, new_what, ms_format: str) -> None:
+    """One table row per augmentation policy: the old tree's batch time, the new one's, and their ratio."""
+    for policy in ("default", "cpu_ref"):
+        today = _run(old, "--what", today_what(policy))["best_s"]
+        new = _run(ROOT, "--what", new_what(policy))["best_s"]
+        print(f"| {policy} | {today * 1e3:{ms_format}} ms | {new * 1e3:{ms_format}} ms | {today / new:.2f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -150,17 +158,9 @@ def main() -> None:
         old = _baseline_tree(args.baseline, Path(tmp))
         print(f"baseline {args.baseline}; batch figures: CPU s of one thread, best of {reps}")
         print("| policy | today (224x224x3 stored) | device path (48x48x1 stored) | speed-up |\n|---|---|---|---|")
-        for policy in ("default", "cpu_ref"):
-            today = _run(old, "--what", f"batch:today:{policy}:{reps}")
-            new = _run(ROOT, "--what", f"batch:device:{policy}:{reps}")
-            print(f"| {policy} | {today['best_s'] * 1e3:.0f} ms | {new['best_s'] * 1e3:.0f} ms | "
-                  f"{today['best_s'] / new['best_s']:.2f}x |")  # fmt: skip
+        _ratio_rows(old, lambda p: f"batch:today:{p}:{reps}", lambda p: f"batch:device:{p}:{reps}", ".0f")
         print("\n| 48 px batch of 64 (CPU teacher) | today | device path, device=cpu | speed-up |\n|---|---|---|---|")
-        for policy in ("default", "cpu_ref"):
-            today = _run(old, "--what", f"batch48:{policy}:{reps}")
-            new = _run(ROOT, "--what", f"batch48:{policy}:{reps}")
-            print(f"| {policy} | {today['best_s'] * 1e3:.2f} ms | {new['best_s'] * 1e3:.2f} ms | "
-                  f"{today['best_s'] / new['best_s']:.2f}x |")  # fmt: skip
+        _ratio_rows(old, lambda p: f"batch48:{p}:{reps}", lambda p: f"batch48:{p}:{reps}", ".2f")
         rates: dict[str, list[float]] = {"today": [], "new": []}
         for _ in range(epoch_reps):  # alternate, so machine load hits both alike
             rates["today"].append(_run(old, "--what", f"epoch:{n_epoch}")["img_cpu_s"])
