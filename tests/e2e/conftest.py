@@ -58,18 +58,32 @@ def deploy_all(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def served_stack(home: Path) -> Iterator[dict]:
-    """The whole local stack in ``home`` (2 Ray CPUs; the worker polls every 2 s so triggered runs start promptly, and
-    pulls flows from this checkout); yields ``settings``, ``env`` (its client settings) and ``home``; stopped after."""
-    from ferflow.stack import stack_down, stack_up
+def served_stack(home: Path, ray_address: str | None = None, env: dict[str, str] | None = None) -> Iterator[dict]:
+    """The local stack in ``home`` (the worker polls every 2 s so triggered runs start promptly, and pulls flows from
+    this checkout); yields ``settings``, ``env`` (its client settings) and ``home``; stopped after.
 
-    settings = stack_settings(home).model_copy(update={"ray_num_cpus": 2})
+    Args:
+        home: the stack's FERFLOW_HOME.
+        ray_address: a test's own Ray cluster (GCS ``host:port``, auth off): then only Prefect, its worker and MLflow
+            start, and every deployment is applied; None: the whole stack with its own 2-CPU Ray head.
+        env: extra environment for the stack's processes.
+    """
+    from ferflow.stack import COMPONENTS, stack_down, stack_up
+
+    if ray_address is None:
+        settings, components = stack_settings(home).model_copy(update={"ray_num_cpus": 2}), list(COMPONENTS)
+    else:
+        settings = stack_settings(home).model_copy(update={"ray_address": ray_address, "ray_auth_mode": "disabled"})
+        components = ["prefect", "worker", "mlflow"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
+        for k, v in {"PREFECT_WORKER_QUERY_SECONDS": "2", "FERFLOW_PROJECT_DIR": str(REPO), **(env or {})}.items():
+            mp.setenv(k, v)
         try:
-            status = stack_up(settings, timeout_s=180)
+            status = stack_up(settings, components=components, timeout_s=180)
             assert status.healthy, {n: c.detail for n, c in status.components.items()}
+            if ray_address is not None:
+                out = deploy_all(client_env(status.env, home))
+                assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
             yield {"settings": settings, "env": status.env, "home": home}
         finally:
-            stack_down(settings)
+            stack_down(settings, components=components)

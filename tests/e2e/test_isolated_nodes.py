@@ -31,8 +31,7 @@ from pathlib import Path
 import pytest
 
 from fer_spec.profile import load_pipeline_config
-from ferflow.stack import stack_down, stack_up
-from tests.e2e.conftest import REPO, client_env, deploy_all, stack_settings
+from tests.e2e.conftest import REPO, served_stack
 from tests.e2e.test_deploy_pipeline import worker_log_tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -183,18 +182,8 @@ print(json.dumps({{n: ray.get(r, timeout=120) for n, r in refs.items()}}))
 def stack(stack_home: Path, cluster) -> Iterator[dict]:
     """Prefect server + cpu worker + MLflow server on loopback; their flow runs use the isolated cluster."""
     _, gcs, _ = cluster
-    settings = stack_settings(stack_home).model_copy(update={"ray_address": gcs, "ray_auth_mode": "disabled"})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
-        try:
-            status = stack_up(settings, components=["prefect", "worker", "mlflow"], timeout_s=180)
-            assert status.healthy, {n: c.detail for n, c in status.components.items()}
-            out = deploy_all(client_env(status.env, stack_home))
-            assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-            yield {"settings": settings, "env": status.env, "home": stack_home}
-        finally:
-            stack_down(settings, components=["prefect", "worker", "mlflow"])
+    with served_stack(stack_home, ray_address=gcs) as served:
+        yield served
 
 
 def tiny_on_one_cpu(teacher_seeds: list[int], teacher_epochs: int = 3) -> dict:

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from fer_spec.profile import load_pipeline_config
-from ferflow.stack import stack_down, stack_up
-from tests.e2e.conftest import stack_settings
-from tests.e2e.test_deploy_pipeline import REPO, client_env, deploy_all, worker_log_tail
+from tests.e2e.conftest import served_stack
+from tests.e2e.test_deploy_pipeline import REPO, worker_log_tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,19 +60,8 @@ def stack(stack_home: Path, cluster) -> Iterator[dict]:
     """Prefect server + cpu worker + MLflow server; the worker's flow runs use the test's Ray cluster."""
     c, _ = cluster
     address = f"127.0.0.1:{c.address.rsplit(':', 1)[1]}"  # the GCS listens on loopback (node_ip_address)
-    settings = stack_settings(stack_home).model_copy(update={"ray_address": address, "ray_auth_mode": "disabled"})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-        mp.setenv("FERFLOW_PROJECT_DIR", str(REPO))
-        mp.setenv("RAY_AUTH_MODE", "disabled")
-        try:
-            status = stack_up(settings, components=["prefect", "worker", "mlflow"], timeout_s=180)
-            assert status.healthy, {n: c.detail for n, c in status.components.items()}
-            out = deploy_all(client_env(status.env, stack_home))
-            assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-            yield {"settings": settings, "env": status.env, "home": stack_home}
-        finally:
-            stack_down(settings, components=["prefect", "worker", "mlflow"])
+    with served_stack(stack_home, ray_address=address, env={"RAY_AUTH_MODE": "disabled"}) as served:
+        yield served
 
 
 def trigger(stack, config: dict, timeout: float):
