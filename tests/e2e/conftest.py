@@ -87,3 +87,16 @@ def served_stack(home: Path, ray_address: str | None = None, env: dict[str, str]
             yield {"settings": settings, "env": status.env, "home": home}
         finally:
             stack_down(settings, components=components)
+
+
+def assert_one_finished_run_per_unit(runs: list, units: int) -> dict[str, list]:
+    """Group MLflow runs by unit (run name) and check there are ``units`` of them, each with one FINISHED run (a
+    unit re-run after its node died leaves the dead run beside it, never a second FINISHED one)."""
+    by_unit: dict[str, list] = {}
+    for r in runs:
+        by_unit.setdefault(r.data.tags["mlflow.runName"], []).append(r)
+    assert len(by_unit) == units, sorted(by_unit)
+    for name, rs in by_unit.items():
+        assert [r.info.status for r in rs].count("FINISHED") == 1, (name, [r.info.status for r in rs])
+    return by_unit
+

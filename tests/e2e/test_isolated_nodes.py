@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from fer_spec.profile import load_pipeline_config
-from tests.e2e.conftest import REPO, served_stack
+from tests.e2e.conftest import REPO, assert_one_finished_run_per_unit, served_stack
 from tests.e2e.test_deploy_pipeline import worker_log_tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -290,12 +290,7 @@ def test_a_killed_node_gets_its_unit_resumed_from_the_store_on_the_other(stack, 
     assert run.state.is_completed(), (run.state, worker_log_tail(stack))
     survivor = next(n for n in nodes if n is not victim).node_id
     runs = teacher_runs(stack, 5)
-    by_unit: dict[str, list] = {}
-    for r in runs:
-        by_unit.setdefault(r.data.tags["mlflow.runName"], []).append(r)
-    assert len(by_unit) == 2
-    for name, rs in by_unit.items():
-        assert [r.info.status for r in rs].count("FINISHED") == 1, (name, [r.info.status for r in rs])
+    assert_one_finished_run_per_unit(runs, 2)
     resumed = next(r for r in runs if r.info.status == "FINISHED" and r.data.tags["ferflow.run_key"] == victim_key)
     assert resumed.data.tags["ferflow.worker_node"].split()[0] == survivor
     assert resumed.data.tags["ferflow.resumed_from_store"] == "True"

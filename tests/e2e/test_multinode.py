@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fer_spec.profile import load_pipeline_config
-from tests.e2e.conftest import served_stack
+from tests.e2e.conftest import assert_one_finished_run_per_unit, served_stack
 from tests.e2e.test_deploy_pipeline import REPO, worker_log_tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -151,12 +151,7 @@ def test_a_killed_node_gets_its_unit_rerun_on_the_other(stack, placed_run, clust
     assert run.state.is_completed(), (run.state, worker_log_tail(stack))
 
     runs = teacher_runs(stack, 5)
-    by_unit: dict[str, list] = {}
-    for r in runs:
-        by_unit.setdefault(r.data.tags["mlflow.runName"], []).append(r)
-    assert len(by_unit) == 2
-    for name, rs in by_unit.items():
-        assert [r.info.status for r in rs].count("FINISHED") == 1, (name, [r.info.status for r in rs])
+    assert_one_finished_run_per_unit(runs, 2)
     survivor = next(n for n in nodes if n is not victim).node_id
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert {r.data.tags["ferflow.worker_node"].split()[0] for r in finished} == {survivor}
