@@ -5,10 +5,13 @@ weight decay 0.05 on every parameter, no clipping, OneCycleLR over all steps, ba
 augmentation: horizontal flip p=0.5, then pad 4 px (replicate) and a random 48x48 crop. Trains on the train/ originals
 (the third-party copies ``*.jpg<N>.jpg`` dropped) and reports accuracy / macro-F1 on the validation/ (PublicTest)
 originals. Full run: ``.venv/bin/python benchmarks/plain_script.py`` (~30 min on 2 cores); quick check:
-``--epochs 1 --limit 2000``.
+``--epochs 1 --limit 2000``. ``--index`` reads the train and test rows from a ferflow index (its ``train`` and ``test``
+split originals: the same split a ferflow teacher trains on, for the side-by-side parity run of issue 21 item 4);
+``--out`` writes the figures as JSON.
 """
 
 import argparse
+import json
 import re
 import time
 from pathlib import Path
@@ -30,6 +33,15 @@ def load(split: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x).unsqueeze(1), torch.tensor([c for _, c in paths])
 
 
+def load_index(index: Path, split: str, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    import pandas as pd
+
+    rows = pd.read_parquet(index, columns=["image_path", "label", "split", "origin"])
+    rows = rows[(rows.split == split) & (rows.origin == "original")].sort_values("image_path")
+    x = np.stack([np.asarray(Image.open(p).convert("L").resize((48, 48)), dtype=np.uint8) for p in rows.image_path])
+    return torch.from_numpy(x).unsqueeze(1), torch.tensor([classes.index(c) for c in rows.label])
+
+
 def norm(x: torch.Tensor) -> torch.Tensor:
     return (x.float() / 255 - 0.5) / 0.5
 
@@ -49,13 +61,18 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="train on this many random originals (0: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--index", type=Path, help="a ferflow index.parquet: train on its train originals, test on its test")
+    ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed)
     classes = sorted(p.name for p in (a.data / "train").iterdir() if p.is_dir())
-    xtr, ytr = load(a.data / "train", classes)
-    xte, yte = load(a.data / "validation", classes)
+    if a.index:
+        (xtr, ytr), (xte, yte) = (load_index(a.index, s, classes) for s in ("train", "test"))
+    else:
+        xtr, ytr = load(a.data / "train", classes)
+        xte, yte = load(a.data / "validation", classes)
     if a.limit:
         keep = torch.randperm(len(ytr), generator=g)[: a.limit]
         xtr, ytr = xtr[keep], ytr[keep]
@@ -76,14 +93,20 @@ def main() -> None:
             sched.step()
             total += loss.item() * len(rows)
         print(f"epoch {epoch}: train loss {total / len(ytr):.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    train_s = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
         pred = torch.cat([model(norm(xte[i : i + 512])).argmax(1) for i in range(0, len(yte), 512)])
-    train_s = time.perf_counter() - t0
     rate = a.epochs * len(ytr) / train_s
     print(f"train {len(ytr)} originals x {a.epochs} epochs in {train_s:.0f} s ({rate:.0f} img/s)")
-    print(f"PublicTest originals ({len(yte)}): accuracy {accuracy_score(yte, pred):.4f} "
-          f"macro-F1 {f1_score(yte, pred, average='macro'):.4f}")  # fmt: skip
+    acc, mf1 = accuracy_score(yte, pred), f1_score(yte, pred, average="macro")
+    per_class = dict(zip(classes, f1_score(yte, pred, average=None, labels=range(len(classes))).round(4).tolist()))
+    print(f"PublicTest originals ({len(yte)}): accuracy {acc:.4f} macro-F1 {mf1:.4f} per-class F1 {per_class}")
+    if a.out:
+        fig = {"train_rows": len(ytr), "test_rows": len(yte), "epochs": a.epochs, "threads": a.threads, "seed": a.seed,
+               "train_s": round(train_s, 1), "img_per_s": round(rate, 1), "accuracy": round(float(acc), 4),
+               "macro_f1": round(float(mf1), 4), "per_class_f1": per_class}  # fmt: skip
+        a.out.write_text(json.dumps(fig, indent=2) + "\n")
 
 
 if __name__ == "__main__":

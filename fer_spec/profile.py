@@ -124,6 +124,10 @@ class SweepSection(FrozenModel):
     variants: list[str] | None = Field(
         None, description="keep only these kinds of the strategies x losses grid, e.g. ['ce', 'pairwise-dkd']"
     )
+    modes: list[Literal["offline", "online"]] = Field(
+        [], description="run each distilled variant in these modes (empty: the student's distill.mode); both compare"
+        " online and offline distillation on the same seeds"
+    )
     baseline: str = Field("ce", description="the loss the aggregate is compared against")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="per trial; torch threads follow its cpu share")
     max_failures: int = 2

@@ -101,7 +101,7 @@ def distill_once(
 ) -> StudentRun:
     """One student run; ``dcfg=None`` trains the plain cross-entropy baseline of the same architecture."""
     cfg = train_cfg.model_copy(update={"seed": seed})
-    kind = "ce" if dcfg is None else f"{dcfg.strategy}-{dcfg.loss.kind}"
+    kind = "ce" if dcfg is None else dcfg.family
     # Online teachers see the student's batches: they are checked against the student's input, not the stored pack.
     model_spec = spec.model_copy(update={"size": (cfg.model.img_size, cfg.model.img_size)})
     factory = None if dcfg is None else teacher_criterion_factory(dcfg, teachers, model_spec)
@@ -134,7 +134,7 @@ def find_student(section: StudentSection, seed: int, teachers: list[TeacherRun],
                  index: IndexRef, spec: PreprocessSpec) -> StudentRun | None:
     """The finished run of the packaged-family student unit for ``seed`` in the store, or None."""
     dcfg = with_ensemble(section.distill, ensemble)
-    kind = f"{dcfg.strategy}-{dcfg.loss.kind}"
+    kind = dcfg.family
     key = train_key(student_config(section, seed), index.index_sha256, spec, distill_key(dcfg, teachers))
     return find_result(run_key("distill", f"student-{kind}-s{seed}", key), StudentRun)
 
@@ -165,15 +165,22 @@ def _report_epoch(metrics: dict[str, float], step: int | None) -> None:
 
 
 def sweep_variants(base: DistillConfig, sweep: Any) -> list[dict[str, Any]]:
-    """Every (strategy, loss, alpha, beta, T) variant as a JSON-able dict; ``ce`` is the plain baseline."""
+    """Every (strategy, loss, alpha, beta, T, mode) variant as a JSON-able dict; ``ce`` is the plain baseline.
+
+    ``sweep.modes`` (default: the base recipe's mode) runs each distilled variant offline, online or both, so the two
+    are compared on the same seeds."""
     out: list[dict[str, Any]] = []
+    modes = sweep.modes or [base.mode]
     for strategy, loss in itertools.product(sweep.strategies, sweep.losses):
         if loss == "ce":
             if not any(v["loss"] == "ce" for v in out):
                 out.append({"loss": "ce"})
             continue
-        for lc in DISTILL_LOSSES.sweep_configs(loss, sweep.alphas, sweep.betas, sweep.temperatures):
-            out.append({"loss": loss, "dcfg": base.model_copy(update={"strategy": strategy, "loss": lc}).model_dump()})
+        for lc, mode in itertools.product(
+            DISTILL_LOSSES.sweep_configs(loss, sweep.alphas, sweep.betas, sweep.temperatures), modes
+        ):
+            dcfg = base.model_copy(update={"strategy": strategy, "loss": lc, "mode": mode})
+            out.append({"loss": loss, "dcfg": dcfg.model_dump()})
     if sweep.variants is not None:
         unknown = set(sweep.variants) - {variant_kind(v) for v in out}
         if unknown:
@@ -186,8 +193,9 @@ def sweep_variants(base: DistillConfig, sweep: Any) -> list[dict[str, Any]]:
 
 
 def variant_kind(variant: dict[str, Any]) -> str:
-    """``ce`` or ``<strategy>-<loss>``: the name a sweep variant's runs and aggregate rows carry."""
-    return "ce" if variant["loss"] == "ce" else f"{variant['dcfg']['strategy']}-{variant['loss']}"
+    """``ce`` or the distilled recipe's family (``<strategy>-<loss>[-online]``): the name a sweep variant's runs and
+    aggregate rows carry."""
+    return "ce" if variant["loss"] == "ce" else DistillConfig.model_validate(variant["dcfg"]).family
 
 
 def _sweep_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:

@@ -167,7 +167,7 @@ def _student_rows(
 ) -> tuple[list[tuple[str, int, pd.Series]], str]:
     """(family, seed, run) of the packaged family (the pipeline's students) and of the sweep's finished trials."""
     d = cfg.student.distill
-    packaged = f"{d.strategy}-{d.loss.kind}"
+    packaged = d.family
     out = [(packaged, s, runs.latest(f"student {packaged} seed {s}", **{"ferflow.stage": "distill",
             "ferflow.parent": "", "ferflow.loss": packaged, "mlflow.runName": f"student-{packaged}-s{s}"}))
            for s in cfg.student.seeds]  # fmt: skip

@@ -53,6 +53,12 @@ class DistillConfig(FrozenModel):
                 raise ConfigError(f"{name} has {len(v)} values for {k} teachers {list(self.teachers)}; give one each")
         return self
 
+    @property
+    def family(self) -> str:
+        """The name a run of this recipe and its seed family carry: ``<strategy>-<loss>``, ``-online`` when online
+        (an online and an offline student of one loss are different recipes, compared side by side)."""
+        return f"{self.strategy}-{self.loss.kind}" + ("-online" if self.mode == "online" else "")
+
     def resolved_weights(self) -> list[float]:
         return list(self.weights) if self.weights is not None else [1.0] * len(self.teachers)
 

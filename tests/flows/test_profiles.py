@@ -9,7 +9,8 @@ from fer_core.models import BACKBONES
 from fer_spec.profile import SweepSection, load_pipeline_config
 from tasks.distill import sweep_variants, variant_kind
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))  # the experiment profiles under configs/experiments/ too
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -23,13 +24,13 @@ def test_profile_validates_and_names_registered_backbones(path):
 
 
 def test_fer2013_cpu_profile_is_the_seed_study():
-    cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_cpu.yaml")
+    cfg = load_pipeline_config(CONFIG_DIR / "fer2013_cpu.yaml")
     assert cfg.data.preprocess.size == (48, 48) and cfg.data.preprocess.channels == 1
     # issue 16: >= 6 seeds for the packaged family, 2-3 for the screening families, on the packaged family's seeds
     assert len(cfg.student.seeds) >= 6 and 2 <= len(cfg.student.sweep.seeds) <= 3
     assert set(cfg.student.sweep.seeds) <= set(cfg.student.seeds)  # paired by seed
     kinds = {variant_kind(v) for v in sweep_variants(cfg.student.distill, cfg.student.sweep)}
-    packaged = f"{cfg.student.distill.strategy}-{cfg.student.distill.loss.kind}"
+    packaged = cfg.student.distill.family
     assert kinds | {packaged} == {"ce", "pairwise-kd"}  # the CE baseline screens what distillation adds
     for t in cfg.teachers.teachers:  # probe B's augmentation for the teachers
         assert t.train.augment is not None and t.train.augment.rotate_deg > 0 and t.train.augment.erase_p > 0
@@ -42,7 +43,7 @@ def test_fer2013_cpu_profile_is_the_seed_study():
 
 
 def test_fer2013_gpu_profile_is_the_team_configuration():
-    cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_gpu.yaml")
+    cfg = load_pipeline_config(CONFIG_DIR / "fer2013_gpu.yaml")
     assert cfg.data.preprocess.size == (48, 48) and cfg.data.preprocess.channels == 1  # packed; resized on the GPU
     assert [t.train.model.name for t in cfg.teachers.teachers] == ["resnet18", "efficientnet_b3"]
     assert cfg.student.train.model.name == "mobilenetv3_large_100"
@@ -54,7 +55,19 @@ def test_fer2013_gpu_profile_is_the_team_configuration():
 
 
 def test_unknown_sweep_variant_is_refused_with_the_grid():
-    cfg = load_pipeline_config(CONFIGS[0].parent / "fer2013_cpu.yaml")
+    cfg = load_pipeline_config(CONFIG_DIR / "fer2013_cpu.yaml")
     bad = SweepSection(strategies=["pairwise"], losses=["ce", "kd"], variants=["ce", "fused-kd"])
     with pytest.raises(ConfigError, match=r"fused-kd.*pairwise-kd"):
         sweep_variants(cfg.student.distill, bad)
+
+
+def test_sweep_modes_run_each_distilled_variant_offline_and_online_under_its_own_family():
+    cfg = load_pipeline_config(CONFIG_DIR / "fer2013_cpu.yaml")
+    both = SweepSection(strategies=["pairwise"], losses=["ce", "kd"], modes=["offline", "online"])
+    variants = sweep_variants(cfg.student.distill, both)
+    assert [variant_kind(v) for v in variants] == ["ce", "pairwise-kd", "pairwise-kd-online"]
+    assert [v["dcfg"]["mode"] for v in variants[1:]] == ["offline", "online"]
+    # no modes: the student's own mode, and the family names the mode only when it is online
+    online = cfg.student.distill.model_copy(update={"mode": "online"})
+    assert [variant_kind(v) for v in sweep_variants(online, SweepSection(losses=["kd"]))] == ["pairwise-kd-online"]
+    assert cfg.student.distill.family == "pairwise-kd" and online.family == "pairwise-kd-online"
