@@ -70,7 +70,7 @@ def main() -> None:
                 rows[key] = {"params_m": round(params / 1e6, 3), "onnx_mb": round(p.stat().st_size / 2**20, 2),
                              "median_ms": []}  # fmt: skip
                 sessions[key] = make_session(p, threads=1)
-        for r in range(a.rounds):
+        for _ in range(a.rounds):
             for key, sess in sessions.items():
                 t = time_calls(lambda s=sess: s.run(None, {"input": x}), runs=a.runs, warmup=30)
                 rows[key]["median_ms"].append(t["median_ms"])

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="train on this many random originals (0: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--index", type=Path, help="a ferflow index.parquet: train on its train originals, test on its test")
+    ap.add_argument("--index", type=Path, help="a ferflow index.parquet (its train and test originals)")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -100,7 +100,8 @@ def main() -> None:
     rate = a.epochs * len(ytr) / train_s
     print(f"train {len(ytr)} originals x {a.epochs} epochs in {train_s:.0f} s ({rate:.0f} img/s)")
     acc, mf1 = accuracy_score(yte, pred), f1_score(yte, pred, average="macro")
-    per_class = dict(zip(classes, f1_score(yte, pred, average=None, labels=range(len(classes))).round(4).tolist()))
+    f1s = f1_score(yte, pred, average=None, labels=range(len(classes))).round(4).tolist()
+    per_class = dict(zip(classes, f1s, strict=True))
     print(f"PublicTest originals ({len(yte)}): accuracy {acc:.4f} macro-F1 {mf1:.4f} per-class F1 {per_class}")
     if a.out:
         fig = {"train_rows": len(ytr), "test_rows": len(yte), "epochs": a.epochs, "threads": a.threads, "seed": a.seed,

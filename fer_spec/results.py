@@ -56,7 +56,8 @@ class TeacherRun(UnitRun):
 
 
 class StudentRun(UnitRun):
-    """A student x seed unit; ``kind`` is ``ce`` or ``<strategy>-<loss>`` (``nested-<loss>`` for Nested Learning)."""
+    """A student x seed unit; ``kind`` is ``ce``, the distilled family (``<strategy>-<loss>[-online]``) or
+    ``nested-<loss>`` for Nested Learning."""
 
     kind: str
 
