@@ -1,0 +1,42 @@
+"""Run the teachers stage of several profiles at once, in one process, so their units share one Ray node's slots.
+
+The issue-21 evidence runs used it for the student screen and its keep-vs-drop twin (their units are teachers-stage
+units of different indexes, so no single profile holds them). Each profile's units queue in the order given (20 s
+apart), and Ray runs as many at a time as the node has cores for their resources.
+
+Usage: ``.venv/bin/python benchmarks/run_teacher_stages.py PROFILE.yaml [PROFILE.yaml ...]`` (each profile's ingest
+stage must have run: ``ferflow ingest -c PROFILE.yaml``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_adapters.ray_cluster import ensure_ray  # noqa: E402
+from ferflow.cli import _flows_ready, _load_profile, _run_flow  # noqa: E402
+
+
+def main() -> None:
+    cfgs = [_load_profile(Path(p)) for p in sys.argv[1:]]
+    if not cfgs:
+        sys.exit(__doc__)
+    _flows_ready()
+    ensure_ray()
+    from flows.pipeline import STAGE_FLOWS
+
+    with ThreadPoolExecutor(len(cfgs)) as ex:
+        futures = []
+        for cfg in cfgs:
+            futures.append(ex.submit(_run_flow, STAGE_FLOWS["train_teachers"], config=cfg))
+            time.sleep(20)  # the earlier profile's units are queued first
+        for f in futures:
+            print(f.result(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
