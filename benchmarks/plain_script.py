@@ -26,11 +26,16 @@ from sklearn.metrics import accuracy_score, f1_score
 COPY = re.compile(r"\.jpg\d+\.jpg$")  # <orig>.jpg<N>.jpg: third-party blurred copies
 
 
+def decode(paths: list, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """48x48 grey uint8 images ``[N, 1, 48, 48]`` and their labels."""
+    x = np.stack([np.asarray(Image.open(p).convert("L").resize((48, 48)), dtype=np.uint8) for p in paths])
+    return torch.from_numpy(x).unsqueeze(1), torch.tensor(labels)
+
+
 def load(split: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     paths = [(p, c) for c, name in enumerate(classes) for p in sorted((split / name).glob("*.jpg"))
              if not COPY.search(p.name)]  # fmt: skip
-    x = np.stack([np.asarray(Image.open(p).convert("L").resize((48, 48)), dtype=np.uint8) for p, _ in paths])
-    return torch.from_numpy(x).unsqueeze(1), torch.tensor([c for _, c in paths])
+    return decode([p for p, _ in paths], [c for _, c in paths])
 
 
 def load_index(index: Path, split: str, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,8 +43,7 @@ def load_index(index: Path, split: str, classes: list[str]) -> tuple[torch.Tenso
 
     rows = pd.read_parquet(index, columns=["image_path", "label", "split", "origin"])
     rows = rows[(rows.split == split) & (rows.origin == "original")].sort_values("image_path")
-    x = np.stack([np.asarray(Image.open(p).convert("L").resize((48, 48)), dtype=np.uint8) for p in rows.image_path])
-    return torch.from_numpy(x).unsqueeze(1), torch.tensor([classes.index(c) for c in rows.label])
+    return decode(list(rows.image_path), [classes.index(c) for c in rows.label])
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ def main() -> None:
     if not cfgs:
         sys.exit(__doc__)
     _flows_ready()
-    ensure_ray()
+    ensure_ray()  # in the main thread, once: both stages' threads then submit to this one node
     from flows.pipeline import STAGE_FLOWS
 
     with ThreadPoolExecutor(len(cfgs)) as ex:
