@@ -116,11 +116,17 @@ def gpu_compute_s(model: str, img_size: int, epochs: float, p: dict[str, Param])
     return (epochs * (v["n_train"] + v["n_val"] * v["forward_share"]) + n_all * v["forward_share"]) / g
 
 
-def sweep_kinds(sweep: dict[str, Any]) -> list[str]:
+def family(strategy: str, loss: str, mode: str) -> str:
+    """A distilled recipe's family name, as ``DistillConfig.family`` writes it: ``-online`` when online."""
+    return f"{strategy}-{loss}" + ("-online" if mode == "online" else "")
+
+
+def sweep_kinds(sweep: dict[str, Any], mode: str = "offline") -> list[str]:
     """The kind of every sweep variant, one entry per variant, in the order ``tasks.distill.sweep_variants`` builds.
 
-    ``ce`` once; per strategy, ``kd`` x alphas x temperatures and ``dkd`` x alphas x betas x temperatures; then the
-    ``variants`` filter. Defaults follow the profile's ``SweepSection``.
+    ``ce`` once; per strategy, ``kd`` x alphas x temperatures and ``dkd`` x alphas x betas x temperatures, each in
+    every one of the sweep's ``modes`` (default: ``mode``, the student's distillation mode); then the ``variants``
+    filter. Defaults follow the profile's ``SweepSection``.
 
     Raises:
         ConfigError: ``variants`` names a kind outside the grid.
@@ -133,7 +139,8 @@ def sweep_kinds(sweep: dict[str, Any]) -> list[str]:
             if loss == "ce":
                 kinds += [] if "ce" in kinds else ["ce"]
                 continue
-            kinds += [f"{strategy}-{loss}"] * (len(alphas) * len(temps) * (len(betas) if loss == "dkd" else 1))
+            points = len(alphas) * len(temps) * (len(betas) if loss == "dkd" else 1)
+            kinds += [family(strategy, loss, m) for _ in range(points) for m in sweep.get("modes") or [mode]]
     wanted = sweep.get("variants")
     if wanted is not None:
         unknown = sorted(set(wanted) - set(kinds))
@@ -178,11 +185,12 @@ def build_units(profile: dict[str, Any], p: dict[str, Param], *, ce_early: bool 
     units.append(Unit("ensemble", v["ensemble_s"], deps=teachers, group="cpu"))
     student_s = train_unit_s(*_train(st["train"]), p)
     d = st["distill"]
-    packaged = f"{d.get('strategy', 'pairwise')}-{d.get('loss', {}).get('kind', 'kd')}"
+    mode = d.get("mode", "offline")
+    packaged = family(d.get("strategy", "pairwise"), d.get("loss", {}).get("kind", "kd"), mode)
     students = [Unit(f"student/{packaged}/s{s}", student_s, 1, cpu, ("ensemble",), "student") for s in st["seeds"]]
     units += students
     if sweep.get("enabled", False):
-        for i, kind in enumerate(sweep_kinds(sweep)):
+        for i, kind in enumerate(sweep_kinds(sweep, mode)):
             deps = ("ingest",) if ce_early and kind == "ce" else ("ensemble",)
             for s in sweep.get("seeds", [42, 1337, 2025, 7, 11]):
                 units.append(Unit(f"sweep/{kind}#{i}/s{s}", student_s, 1, cpu, deps, "student"))
@@ -199,7 +207,8 @@ def build_units(profile: dict[str, Any], p: dict[str, Param], *, ce_early: bool 
 STUDY_SEEDS = [42, 1337, 2025, 7, 11]
 # The issue's 20-run study: the packaged family (pairwise KD) plus CE, pairwise DKD and fused KD, 5 seeds each.
 STUDY_SWEEP = {"enabled": True, "strategies": ["pairwise", "fused"], "losses": ["ce", "kd", "dkd"],
-               "variants": ["ce", "pairwise-dkd", "fused-kd"], "scheduler": "fifo"}  # fmt: skip
+               "scheduler": "fifo"}  # fmt: skip
+STUDY_VARIANTS = [("pairwise", "dkd"), ("fused", "kd")]  # beside CE; named in the GPU profile's distillation mode
 
 
 def study_profile(gpu: dict[str, Any], reference: dict[str, Any], seeds: list[int] | None = None) -> dict[str, Any]:
@@ -209,6 +218,8 @@ def study_profile(gpu: dict[str, Any], reference: dict[str, Any], seeds: list[in
     out = copy.deepcopy(gpu)
     ref = reference["student"]["sweep"]
     sweep = {**copy.deepcopy(ref), **STUDY_SWEEP, "resources": dict(gpu["student"]["sweep"].get("resources", {}))}
+    mode = gpu["student"]["distill"].get("mode", "offline")
+    sweep["variants"] = ["ce", *(family(strategy, loss, mode) for strategy, loss in STUDY_VARIANTS)]
     for k in ("alphas", "betas", "temperatures"):
         sweep[k] = list(ref.get(k, gpu["student"]["sweep"].get(k, [None])))[:1]
     out["student"]["sweep"] = sweep

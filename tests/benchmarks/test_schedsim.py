@@ -118,10 +118,10 @@ def test_gpu_profile_graph_counts_and_dependencies():
     units = {u.name: u for u in build_units(_profile("fer2013_gpu.yaml"), DEFAULT_PARAMS)}
     teachers = [n for n in units if n.startswith("teacher/")]
     assert len(teachers) == 4  # 2 teachers x 2 seeds
-    assert sum(n.startswith("student/pairwise-kd/") for n in units) == 6
+    assert sum(n.startswith("student/pairwise-kd-online/") for n in units) == 6  # the GPU profile distils online
     assert sum(n.startswith("sweep/") for n in units) == 55 * 6  # 1 ce + 3 x (6 kd + 12 dkd) variants x 6 seeds
     assert set(units["ensemble"].deps) == set(teachers)
-    assert units["calibrate/student/pairwise-kd/s42"].deps == ("student/pairwise-kd/s42",)
+    assert units["calibrate/student/pairwise-kd-online/s42"].deps == ("student/pairwise-kd-online/s42",)
     assert all(u.gpu == 1 and u.cpu == 2 for u in units.values() if u.group in ("teacher", "student"))
 
 
@@ -131,7 +131,8 @@ def test_study_profile_is_four_families_of_five_seeds_and_ce_early_moves_only_ce
     early = {u.name: u for u in build_units(study, DEFAULT_PARAMS, ce_early=True)}
     students = [u for u in late if u.group == "student"]
     assert len(students) == 20
-    assert {u.name.split("/")[1].split("#")[0] for u in students} == {"pairwise-kd", "ce", "pairwise-dkd", "fused-kd"}
+    families = {u.name.split("/")[1].split("#")[0] for u in students}
+    assert families == {"pairwise-kd-online", "ce", "pairwise-dkd-online", "fused-kd-online"}  # online on the GPU
     moved = {u.name for u in late if early[u.name].deps != u.deps}
     assert moved and all(n.startswith("sweep/ce#") for n in moved)
     assert all(early[n].deps == ("ingest",) for n in moved)
@@ -154,17 +155,16 @@ def test_duration_model_hand_computed():
 
 
 @pytest.mark.slow  # importing the task layer pulls in Ray and Prefect (~15-30 s here)
-@pytest.mark.parametrize("profile", ["fer2013_gpu.yaml", "fer2013_cpu.yaml"])
+@pytest.mark.parametrize("profile", ["fer2013_gpu.yaml", "fer2013_cpu.yaml", "fer2013_cpu_next.yaml"])
 def test_sweep_kinds_match_the_sweep_task(profile):
     """The simulator's grid count equals the one the real sweep task builds (guards against drift)."""
-    from types import SimpleNamespace
-
     try:
         from fer_core.distill.config import DistillConfig
+        from fer_spec.profile import SweepSection
         from tasks.distill import sweep_variants, variant_kind
     except ImportError as e:  # the task layer is being refactored by others; the count itself is still tested above
         pytest.skip(f"tasks.distill not importable: {e}")
     st = _profile(profile)["student"]
-    sweep = {"variants": None, **st["sweep"]}
-    real = sweep_variants(DistillConfig.model_validate(st["distill"]), SimpleNamespace(**sweep))
-    assert sweep_kinds(st["sweep"]) == [variant_kind(v) for v in real]
+    base = DistillConfig.model_validate(st["distill"])
+    real = sweep_variants(base, SweepSection.model_validate(st["sweep"]))
+    assert sweep_kinds(st["sweep"], base.mode) == [variant_kind(v) for v in real]
