@@ -155,8 +155,13 @@ def test_duration_model_hand_computed():
 
 
 @pytest.mark.slow  # importing the task layer pulls in Ray and Prefect (~15-30 s here)
-@pytest.mark.parametrize("profile", ["fer2013_gpu.yaml", "fer2013_cpu.yaml", "fer2013_cpu_next.yaml"])
-def test_sweep_kinds_match_the_sweep_task(profile):
+BOTH_MODES = {"losses": ["ce", "kd"], "variants": None, "modes": ["offline", "online"]}  # each distilled point offline and online
+
+
+@pytest.mark.parametrize(
+    ("profile", "sweep_update"), [("fer2013_gpu.yaml", {}), ("fer2013_cpu.yaml", {}), ("fer2013_cpu.yaml", BOTH_MODES)]
+)
+def test_sweep_kinds_match_the_sweep_task(profile, sweep_update):
     """The simulator's grid count equals the one the real sweep task builds (guards against drift)."""
     try:
         from fer_core.distill.config import DistillConfig
@@ -165,6 +170,7 @@ def test_sweep_kinds_match_the_sweep_task(profile):
     except ImportError as e:  # the task layer is being refactored by others; the count itself is still tested above
         pytest.skip(f"tasks.distill not importable: {e}")
     st = _profile(profile)["student"]
+    st["sweep"] = {**st["sweep"], **sweep_update}
     base = DistillConfig.model_validate(st["distill"])
     real = sweep_variants(base, SweepSection.model_validate(st["sweep"]))
     assert sweep_kinds(st["sweep"], base.mode) == [variant_kind(v) for v in real]
