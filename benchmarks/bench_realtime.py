@@ -2,8 +2,9 @@
 every frame: the pipelined runner against the serial one measured in the same run, idle and with another process
 keeping one core busy (FPS, frame latency p50/p99, per-stage latency, CPU per frame, load average).
 
-Run: ``.venv/bin/python benchmarks/bench_realtime.py [--quick] [--repeats N]``. Uses /work/shared/media/*.mp4 and
-/work/shared/models/face_detection_yunet.onnx (skips what is absent). Long runs: ``bench_realtime_soak.py``.
+Run: ``.venv/bin/python benchmarks/bench_realtime.py [--quick] [--repeats N] [--bundle B [--against OLD]]``. Uses
+/work/shared/media/*.mp4 and /work/shared/models/face_detection_yunet.onnx (skips what is absent). Long runs:
+``bench_realtime_soak.py``.
 """
 
 from __future__ import annotations
@@ -194,6 +195,31 @@ def bench_e2e(tmp: Path, bundle: Path, clips: list[Path], threads: int, repeats:
           f"[{'PASS' if loaded.frame_latency_ms['p99'] <= 50 else 'FAIL'}]")  # fmt: skip
 
 
+def bench_against(tmp: Path, bundle: Path, baseline: Path, clips: list[Path], threads: int, repeats: int) -> None:
+    """Two students in the pipelined runner at 1080p, YuNet every frame, idle: rounds interleave the two bundles (so
+    a neighbour's burst hits both) and each round's FPS is a ratio to the baseline's in the same round."""
+    from fer_core.realtime import DetectorConfig, RunnerConfig
+
+    if not YUNET.is_file():
+        print("no YuNet model: comparison skipped")
+        return
+    cfg = RunnerConfig(detector=DetectorConfig(kind="yunet", model_path=YUNET), display="none", threads=threads,
+                       pipeline=True)  # fmt: skip
+    print(f"\n(c) {bundle} against {baseline}: pipelined runner, 1080p, YuNet every frame, {repeats} interleaved "
+          "rounds")  # fmt: skip
+    ratios, fps = [], {"baseline": [], "candidate": []}
+    for i in range(repeats):
+        order = [("baseline", baseline), ("candidate", bundle)]
+        for name, b in order if i % 2 == 0 else order[::-1]:  # alternate who goes first
+            fps[name].append(_runner_row(b, clips, cfg, tmp / f"against_{name}_{i}", 1)["s"].fps)
+        ratios.append(fps["candidate"][-1] / fps["baseline"][-1])
+        print(f"  round {i}: baseline {fps['baseline'][-1]:.1f} FPS, candidate {fps['candidate'][-1]:.1f} FPS, "
+              f"ratio {ratios[-1]:.3f}  load1 {os.getloadavg()[0]:.1f}")  # fmt: skip
+    med = float(np.median(ratios))
+    print(f"  median FPS: baseline {np.median(fps['baseline']):.1f}, candidate {np.median(fps['candidate']):.1f}; "
+          f"median per-round ratio {med:.3f} (target >= 0.9: {'PASS' if med >= 0.9 else 'FAIL'})")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer model iterations, one run per row")
@@ -202,6 +228,8 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of parts to skip: models,e2e")
     ap.add_argument("--bundle", type=Path, default=None,
                     help="the student bundle of the end-to-end part (e.g. models/fer2013; default: a demo-like one)")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="a baseline bundle: FPS of --bundle against it in interleaved rounds (e.g. the last shipped)")
     a = ap.parse_args()
     clips = sorted(MEDIA.glob("*.mp4"))
     repeats = a.repeats or (1 if a.quick else 3)
@@ -216,6 +244,8 @@ def main() -> None:
             return
         bundle = a.bundle or student_bundle(tmp)
         print(f"student bundle: {a.bundle or 'demo-like MobileNetV3-Small-0.5, 48 px grey, CLAHE (untrained)'}")
+        if a.against is not None:
+            bench_against(tmp, bundle, a.against, clips, a.threads, max(repeats, 5))
         if "e2e" not in skip:
             bench_e2e(tmp, bundle, clips, a.threads, repeats)
 

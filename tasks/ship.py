@@ -75,8 +75,20 @@ def _latency_ms(bundle_dir: Path) -> dict[str, float]:
     return {"median": round(t["median_ms"], 3), "p95": round(t["p95_ms"], 3)}
 
 
-def _seed_rows(report: dict[str, Any] | None, student: str) -> dict[str, Any]:
-    """The report's seed statistics of the family the shipped student belongs to (``student`` names it)."""
+def _variance_sources(cfg: PipelineConfig) -> str:
+    """Which sources of variance the packaged family's seed statistics cover, in words (issue 21): only the student's
+    seed varies across that family; its teachers and the index (so the validation split) are the same for all."""
+    seeds = ", ".join(str(s) for s in cfg.student.seeds)
+    fixed = ["one index (one validation split)"]
+    if cfg.student.distill.teachers:
+        names = ", ".join(cfg.student.distill.teachers)
+        fixed.insert(0, f"the teachers' seed {cfg.teachers.seeds[0]} ({names}; every student distils from it)")
+    return f"student seeds only ({len(cfg.student.seeds)}: {seeds}); fixed across them: " + " and ".join(fixed)
+
+
+def _seed_rows(report: dict[str, Any] | None, student: str, cfg: PipelineConfig) -> dict[str, Any]:
+    """The report's seed statistics of the family the shipped student belongs to (``student`` names it), and the
+    sources of variance they cover."""
     if report is None:
         return {}
     fams = sorted(report.get("families", []), key=lambda f: -len(str(f.get("family", ""))))
@@ -86,6 +98,7 @@ def _seed_rows(report: dict[str, Any] | None, student: str) -> dict[str, Any]:
     family = fam["family"]
     keys = [k for k in fam if k.startswith(("accuracy", "macro_f1", "ece_15_after", "n_seeds"))]
     out = {f"packaged family ({family}) {k}": fam[k] for k in keys}
+    out[f"packaged family ({family}) seed statistics cover"] = _variance_sources(cfg)
     head = report.get("headline", {})
     for k in ("ensemble_accuracy", "ensemble_macro_f1"):
         if k in head:
@@ -151,7 +164,7 @@ def ship_model(cfg: PipelineConfig, out_dir: Path, report_dir: Path | None = Non
             "held-out originals: ECE (15 bins, calibrated)": ev["ece"],
             "held-out originals: NLL (calibrated)": ev["nll"],
             "held-out originals: per-class F1": ev["per_class_f1"],
-            **_seed_rows(report, version.tags.get("student", "")),
+            **_seed_rows(report, version.tags.get("student", ""), cfg),
             "ONNX Runtime batch-1 latency, 1 thread, this machine (ms)": _latency_ms(src),
             "registry": f"{cfg.package.model_name} v{version.version}" + (f" @{alias}" if alias else " (no alias)"),
         }

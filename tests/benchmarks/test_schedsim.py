@@ -154,10 +154,10 @@ def test_duration_model_hand_computed():
         train_unit_s("vit_huge", 224, 3, 1, p)
 
 
+BOTH_MODES = {"losses": ["ce", "kd"], "variants": None, "modes": ["offline", "online"]}  # each point both ways
+
+
 @pytest.mark.slow  # importing the task layer pulls in Ray and Prefect (~15-30 s here)
-BOTH_MODES = {"losses": ["ce", "kd"], "variants": None, "modes": ["offline", "online"]}  # each distilled point offline and online
-
-
 @pytest.mark.parametrize(
     ("profile", "sweep_update"), [("fer2013_gpu.yaml", {}), ("fer2013_cpu.yaml", {}), ("fer2013_cpu.yaml", BOTH_MODES)]
 )

@@ -149,3 +149,5 @@ def test_ship_publishes_the_champion_with_a_card_that_its_file_list_reproduces(s
     row = next(x for x in card.splitlines() if x.startswith("| held-out originals: accuracy"))
     assert float(row.rsplit("|", 2)[1]) == pytest.approx(again["accuracy"], abs=5e-5)
     assert "packaged family" in card and "ONNX Runtime batch-1 latency" in card and "index sha256" in card
+    cover = next(x for x in card.splitlines() if "seed statistics cover" in x)  # issue 21: the variance sources
+    assert f"student seeds only ({len(cfg.student.seeds)}:" in cover and "one index" in cover

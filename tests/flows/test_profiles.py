@@ -35,14 +35,14 @@ def test_fer2013_cpu_profile_is_the_seed_study():
     # issue 21: the teachers train as the plain script does (benchmarks/plain_script.py), expressed without code
     for t in cfg.teachers.teachers:
         tr = t.train
-        assert (tr.model.name, tr.optimizer.kind, tr.optimizer.decay, tr.schedule.kind) == (
-            "resnet18", "adamw", "all", "onecycle")
+        recipe = (tr.model.name, tr.optimizer.kind, tr.optimizer.decay, tr.schedule.kind)
+        assert recipe == ("resnet18", "adamw", "all", "onecycle")
         assert (tr.epochs, tr.batch_size, tr.lr, tr.weight_decay, tr.clip_grad_norm) == (15, 128, 0.002, 0.05, None)
         assert tr.loss.label_smoothing == 0.0  # they feed distillation
         assert tr.augment.shift_px == 4 and tr.augment.rotate_deg == 0 and tr.augment.scale == 0  # no resampling
     assert len(cfg.student.distill.teachers) >= 2  # distilled from two teachers
-    assert cfg.student.train.model.name == "resnet18" and cfg.student.train.model.kwargs == {
-        "channels": [32, 64, 128, 256]}  # the half-width ResNet-18 the student screen chose
+    student = cfg.student.train.model  # the half-width ResNet-18 the student screen chose
+    assert student.name == "resnet18" and student.kwargs == {"channels": [32, 64, 128, 256]}
     assert cfg.data.ingest.derived_copies == "drop"  # as the plain script does (docs/fer2013_recipe.md section 8)
     ens_t = cfg.ensemble.temperatures
     assert min(ens_t) < 0.8 < 1.25 < max(ens_t)  # widened past the last run's chosen T (0.8, its lower edge)
