@@ -105,7 +105,7 @@ def distill_once(
     # Online teachers see the student's batches: they are checked against the student's input, not the stored pack.
     model_spec = spec.model_copy(update={"size": (cfg.model.img_size, cfg.model.img_size)})
     factory = None if dcfg is None else teacher_criterion_factory(dcfg, teachers, model_spec)
-    name = f"student-{kind}-s{seed}"
+    name = student_run_name(kind, seed)
     extra = {"ferflow.loss": kind, **(tags or {})}
     if dcfg is not None:
         extra["ferflow.distill"] = dcfg.model_dump_json()
@@ -125,6 +125,11 @@ def distill_once(
     return save_result(run.out_dir, run)
 
 
+def student_run_name(family: str, seed: int) -> str:
+    """A student unit's run name (its MLflow run name and its store key's name part): ``student-<family>-s<seed>``."""
+    return f"student-{family}-s{seed}"
+
+
 def student_config(section: StudentSection, seed: int) -> TrainConfig:
     """A student unit's train config: the profile's, with the unit's seed and its CPU share as torch threads."""
     return section.train.model_copy(update={"seed": seed, "num_threads": unit_threads(section.resources)})
@@ -136,7 +141,7 @@ def find_student(section: StudentSection, seed: int, teachers: list[TeacherRun],
     dcfg = with_ensemble(section.distill, ensemble)
     kind = dcfg.family
     key = train_key(student_config(section, seed), index.index_sha256, spec, distill_key(dcfg, teachers))
-    return find_result(run_key("distill", f"student-{kind}-s{seed}", key), StudentRun)
+    return find_result(run_key("distill", student_run_name(kind, seed), key), StudentRun)
 
 
 def _student_unit(section: StudentSection, seed: int, teachers: list[TeacherRun], ensemble: EnsembleResult | None,

@@ -39,6 +39,7 @@ from fer_core.taxonomy import CLASS_TO_INDEX
 from fer_spec.profile import PipelineConfig
 from fer_spec.results import EnsembleResult
 from fer_spec.settings import Settings
+from tasks.distill import student_run_name
 
 #: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
 PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.58}
@@ -169,7 +170,7 @@ def _student_rows(
     d = cfg.student.distill
     packaged = d.family
     out = [(packaged, s, runs.latest(f"student {packaged} seed {s}", **{"ferflow.stage": "distill",
-            "ferflow.parent": "", "ferflow.loss": packaged, "mlflow.runName": f"student-{packaged}-s{s}"}))
+            "ferflow.parent": "", "ferflow.loss": packaged, "mlflow.runName": student_run_name(packaged, s)}))
            for s in cfg.student.seeds]  # fmt: skip
     if cfg.student.sweep.enabled:
         sweep = _latest_sweep(index_sha256)
