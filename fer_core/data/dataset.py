@@ -29,6 +29,8 @@ from fer_core.errors import ConfigError, DataIntegrityError
 from fer_core.preprocess import PreprocessSpec, crop_face, prepare_pixels
 from fer_core.taxonomy import CLASS_TO_INDEX, FER_CLASSES
 
+SHIFT_DEFAULT = 0.125  # TrainAugment.shift when not given
+
 
 class TrainAugment(FrozenModel):
     """Training-time augmentation of a uint8 batch, vectorised in torch (the default is flip + shift).
@@ -37,7 +39,8 @@ class TrainAugment(FrozenModel):
         flip: random horizontal flip (p = 0.5).
         shift: largest translation as a fraction of the side (integer pixels, at least 1, when no rotation/zoom).
         shift_px: largest integer translation in pixels instead of ``shift`` ("pad N + random crop": pad the image
-            by N pixels and crop a random window of the original size; no resampling); not with rotate/zoom.
+            by N pixels and crop a random window of the original size; no resampling); not with rotate/zoom. Beside
+            it ``shift`` is unused and must stay at its default (which a dumped config carries) or 0.
         shift_pad: how the integer shift fills the border: ``"reflect"`` (mirror, edge not repeated) or
             ``"replicate"`` (the edge pixel repeated).
         rotate_deg: largest rotation in degrees (0 = none).
@@ -47,7 +50,7 @@ class TrainAugment(FrozenModel):
     """
 
     flip: bool = True
-    shift: float = Field(0.125, ge=0, lt=0.5)
+    shift: float = Field(SHIFT_DEFAULT, ge=0, lt=0.5)
     rotate_deg: float = Field(0.0, ge=0, le=45)
     scale: float = Field(0.0, ge=0, lt=0.5)
     erase_p: float = Field(0.0, ge=0, le=1)
@@ -62,7 +65,9 @@ class TrainAugment(FrozenModel):
         if self.rotate_deg > 0 or self.scale > 0:
             raise ConfigError(f"shift_px={self.shift_px} is an integer pad-and-crop; rotate_deg/scale warp "
                               "bilinearly, shifted by `shift` (a fraction); drop shift_px or rotate/scale")  # fmt: skip
-        if "shift" in self.model_fields_set and self.shift > 0:
+        # A dumped config (into a Tune trial, a Prefect parameter, a result file) carries the default shift beside
+        # shift_px, so it must validate again: only another shift is a second, conflicting translation.
+        if "shift" in self.model_fields_set and self.shift not in (0.0, SHIFT_DEFAULT):
             raise ConfigError(f"give shift ({self.shift}, a fraction) or shift_px ({self.shift_px} px), not both")
         return self
 

@@ -42,6 +42,8 @@ class SmokeGates(FrozenModel):
 
 # Where and how fast a run executes, not what it computes: kept out of resume checks and content addresses, so moving a
 # unit to a bigger node (more threads) or another device reuses its finished work.
+WARMUP_EPOCHS_DEFAULT = 1.0  # TrainConfig.warmup_epochs when not given
+
 # The device-loop fields (log_every, channels_last, compile) change how often the host looks and which kernels run,
 # not what is learned, so they belong here too.
 RUNTIME_FIELDS: frozenset[str] = frozenset({"num_threads", "device", "log_every", "channels_last", "compile"})
@@ -57,7 +59,8 @@ class TrainConfig(FrozenModel):
         batch_size: effective batch (one optimizer step); split into ``accum_steps`` micro-batches.
         lr: peak learning rate.
         weight_decay: weight decay of the decayed parameter group (``optimizer.decay`` says which parameters).
-        warmup_epochs: linear warm-up length (may be fractional) of the ``warmup_cosine`` schedule.
+        warmup_epochs: linear warm-up length (may be fractional) of the ``warmup_cosine`` schedule (with onecycle:
+            unused, at its default or 0).
         optimizer: ``{"kind": "adamw" | "sgd", ...}`` (:mod:`fer_core.train.optim`); default AdamW without decay
             on 1-D parameters.
         schedule: ``{"kind": "warmup_cosine" | "onecycle", ...}``, stepped per optimizer step; default warm-up then
@@ -89,7 +92,7 @@ class TrainConfig(FrozenModel):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_epochs: float = Field(WARMUP_EPOCHS_DEFAULT, ge=0)
     optimizer: OptimizerConfig = AdamWConfig()
     schedule: ScheduleConfig = WarmupCosineConfig()
     accum_steps: int = Field(1, ge=1)
@@ -112,7 +115,10 @@ class TrainConfig(FrozenModel):
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainConfig:
-        if self.schedule.kind == "onecycle" and "warmup_epochs" in self.model_fields_set and self.warmup_epochs > 0:
+        # A dumped config carries the default warm-up beside onecycle and must validate again: only another one is
+        # a second, conflicting warm-up.
+        given = "warmup_epochs" in self.model_fields_set and self.warmup_epochs not in (0.0, WARMUP_EPOCHS_DEFAULT)
+        if self.schedule.kind == "onecycle" and given:
             raise ConfigError(f"warmup_epochs={self.warmup_epochs} with schedule onecycle: its warm-up is "
                               "schedule.pct_start; drop warmup_epochs or use schedule warmup_cosine")  # fmt: skip
         return self

@@ -6,6 +6,7 @@ import pytest
 
 from fer_core.errors import ConfigError
 from fer_core.models import BACKBONES
+from fer_core.train.config import TrainConfig
 from fer_spec.profile import SweepSection, load_pipeline_config
 from tasks.distill import sweep_variants, variant_kind
 
@@ -21,6 +22,17 @@ def test_profile_validates_and_names_registered_backbones(path):
     assert set(cfg.student.distill.teachers) <= {t.name for t in cfg.teachers.teachers}
     if cfg.student.sweep.enabled:
         assert sweep_variants(cfg.student.distill, cfg.student.sweep)  # the variant filter matches the grid
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(CONFIG_DIR)))
+def test_every_train_config_survives_a_dump_round_trip(path):
+    """Sweep trials, Prefect parameters and result files carry configs as dumps: each must validate back to itself."""
+    cfg = load_pipeline_config(path)
+    trains = [t.train for t in cfg.teachers.teachers] + [cfg.student.train]
+    for tr in trains:
+        assert TrainConfig.model_validate(tr.model_dump()) == tr
+        assert TrainConfig.model_validate_json(tr.model_dump_json()) == tr
+    assert type(cfg).model_validate(cfg.model_dump(mode="json")) == cfg
 
 
 def test_fer2013_cpu_profile_is_the_seed_study():

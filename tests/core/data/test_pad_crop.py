@@ -65,6 +65,9 @@ def test_pad_size_rule_and_refusals():
         TrainAugment(shift=0.1, shift_px=4)
     with pytest.raises(ValidationError, match="pad-and-crop"):
         TrainAugment(shift_px=4, rotate_deg=10.0)
+    # what a dump of TrainAugment(shift_px=4) holds validates again (the sweep's trials rebuild their config so)
+    again = TrainAugment.model_validate(TrainAugment(shift_px=4).model_dump())
+    assert again == TrainAugment(shift_px=4) and shift_pad_px(again, 48) == 4
     with pytest.raises(ValidationError, match="'reflect' or 'replicate'"):
         TrainAugment(shift_pad="zeros")
     assert pad_index(torch.tensor([-2, -1, 0, 3, 4]), 4, "replicate").tolist() == [0, 0, 0, 3, 3]
