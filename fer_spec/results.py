@@ -62,6 +62,11 @@ class StudentRun(UnitRun):
     kind: str
 
 
+def student_run_name(family: str, seed: int) -> str:
+    """A student unit's run name (its MLflow run name and its store key's name part): ``student-<family>-s<seed>``."""
+    return f"student-{family}-s{seed}"
+
+
 class EnsembleResult(StageResult):
     """The tuned ensemble: teacher weights (by name), the shared T and each teacher's own NLL temperature."""
 

@@ -30,7 +30,7 @@ from fer_core.preprocess import PreprocessSpec
 from fer_core.taxonomy import FER_CLASSES
 from fer_core.train.config import TrainConfig
 from fer_spec.profile import StudentSection, SweepSection
-from fer_spec.results import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun
+from fer_spec.results import EnsembleResult, IndexRef, StudentRun, SweepResult, TeacherRun, student_run_name
 from tasks.teachers import teachers_of_seed, train_and_export, train_key
 
 
@@ -123,11 +123,6 @@ def distill_once(
     )
     run = StudentRun(**res, kind=kind)
     return save_result(run.out_dir, run)
-
-
-def student_run_name(family: str, seed: int) -> str:
-    """A student unit's run name (its MLflow run name and its store key's name part): ``student-<family>-s<seed>``."""
-    return f"student-{family}-s{seed}"
 
 
 def student_config(section: StudentSection, seed: int) -> TrainConfig:

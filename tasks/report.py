@@ -37,9 +37,8 @@ from fer_core.report.render import ReportData, Target, render_markdown
 from fer_core.report.results import HEADLINE, Evaluation, abstention, evaluate_logits, evaluate_probs, family_table
 from fer_core.taxonomy import CLASS_TO_INDEX
 from fer_spec.profile import PipelineConfig
-from fer_spec.results import EnsembleResult
+from fer_spec.results import EnsembleResult, student_run_name
 from fer_spec.settings import Settings
-from tasks.distill import student_run_name
 
 #: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
 PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.58}
