@@ -18,6 +18,11 @@ class FrozenModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def set_off_default(self, name: str) -> bool:
+        """Whether field ``name`` was given with a value other than its default. A dump carries every default, so a
+        conflict check that reads this (not ``model_fields_set`` alone) lets a dumped config validate again."""
+        return name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default
+
 
 def load_yaml_config(path: str | Path, model: type[M]) -> M:
     """Load a YAML file with ``safe_load`` and validate it as ``model``.

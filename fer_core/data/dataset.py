@@ -29,8 +29,6 @@ from fer_core.errors import ConfigError, DataIntegrityError
 from fer_core.preprocess import PreprocessSpec, crop_face, prepare_pixels
 from fer_core.taxonomy import CLASS_TO_INDEX, FER_CLASSES
 
-SHIFT_DEFAULT = 0.125  # TrainAugment.shift when not given
-
 
 class TrainAugment(FrozenModel):
     """Training-time augmentation of a uint8 batch, vectorised in torch (the default is flip + shift).
@@ -50,7 +48,7 @@ class TrainAugment(FrozenModel):
     """
 
     flip: bool = True
-    shift: float = Field(SHIFT_DEFAULT, ge=0, lt=0.5)
+    shift: float = Field(0.125, ge=0, lt=0.5)
     rotate_deg: float = Field(0.0, ge=0, le=45)
     scale: float = Field(0.0, ge=0, lt=0.5)
     erase_p: float = Field(0.0, ge=0, le=1)
@@ -67,7 +65,7 @@ class TrainAugment(FrozenModel):
                               "bilinearly, shifted by `shift` (a fraction); drop shift_px or rotate/scale")  # fmt: skip
         # A dumped config (into a Tune trial, a Prefect parameter, a result file) carries the default shift beside
         # shift_px, so it must validate again: only another shift is a second, conflicting translation.
-        if "shift" in self.model_fields_set and self.shift not in (0.0, SHIFT_DEFAULT):
+        if self.set_off_default("shift") and self.shift > 0:
             raise ConfigError(f"give shift ({self.shift}, a fraction) or shift_px ({self.shift_px} px), not both")
         return self
 

@@ -42,8 +42,6 @@ class SmokeGates(FrozenModel):
 
 # Where and how fast a run executes, not what it computes: kept out of resume checks and content addresses, so moving a
 # unit to a bigger node (more threads) or another device reuses its finished work.
-WARMUP_EPOCHS_DEFAULT = 1.0  # TrainConfig.warmup_epochs when not given
-
 # The device-loop fields (log_every, channels_last, compile) change how often the host looks and which kernels run,
 # not what is learned, so they belong here too.
 RUNTIME_FIELDS: frozenset[str] = frozenset({"num_threads", "device", "log_every", "channels_last", "compile"})
@@ -92,7 +90,7 @@ class TrainConfig(FrozenModel):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
-    warmup_epochs: float = Field(WARMUP_EPOCHS_DEFAULT, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
     optimizer: OptimizerConfig = AdamWConfig()
     schedule: ScheduleConfig = WarmupCosineConfig()
     accum_steps: int = Field(1, ge=1)
@@ -117,8 +115,7 @@ class TrainConfig(FrozenModel):
     def _one_warmup(self) -> TrainConfig:
         # A dumped config carries the default warm-up beside onecycle and must validate again: only another one is
         # a second, conflicting warm-up.
-        given = "warmup_epochs" in self.model_fields_set and self.warmup_epochs not in (0.0, WARMUP_EPOCHS_DEFAULT)
-        if self.schedule.kind == "onecycle" and given:
+        if self.schedule.kind == "onecycle" and self.set_off_default("warmup_epochs") and self.warmup_epochs > 0:
             raise ConfigError(f"warmup_epochs={self.warmup_epochs} with schedule onecycle: its warm-up is "
                               "schedule.pct_start; drop warmup_epochs or use schedule warmup_cosine")  # fmt: skip
         return self
