@@ -4,8 +4,10 @@ The issue-21 evidence runs used it for the student screen and its keep-vs-drop t
 units of different indexes, so no single profile holds them). Each profile's units queue in the order given (20 s
 apart), and Ray runs as many at a time as the node has cores for their resources.
 
-Usage: ``.venv/bin/python benchmarks/run_teacher_stages.py PROFILE.yaml [PROFILE.yaml ...]`` (each profile's ingest
-stage must have run: ``ferflow ingest -c PROFILE.yaml``).
+Usage: ``.venv/bin/python benchmarks/run_teacher_stages.py [--slots N] PROFILE.yaml [PROFILE.yaml ...]`` (each
+profile's ingest stage must have run: ``ferflow ingest -c PROFILE.yaml``). ``--slots N`` sizes the local Ray node to N
+CPU slots (default: every core); more slots than cores lets N one-core units share the cores, so a set of units that
+is not a multiple of the core count ends together instead of leaving a core idle for a last unit.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from ferflow.cli import _flows_ready, _load_profile, _run_flow  # noqa: E402
 
 
 def main() -> None:
-    cfgs = [_load_profile(Path(p)) for p in sys.argv[1:]]
+    args = sys.argv[1:]
+    slots = None
+    if args[:1] == ["--slots"]:
+        if len(args) < 2 or not args[1].isdigit() or int(args[1]) < 1:
+            sys.exit("--slots takes a positive whole number of CPU slots")
+        slots, args = int(args[1]), args[2:]
+    cfgs = [_load_profile(Path(p)) for p in args]
     if not cfgs:
         sys.exit(__doc__)
     _flows_ready()
-    ensure_ray()  # in the main thread, once: both stages' threads then submit to this one node
+    ensure_ray(num_cpus=slots)  # in the main thread, once: both stages' threads then submit to this one node
     from flows.pipeline import STAGE_FLOWS
 
     with ThreadPoolExecutor(len(cfgs)) as ex:
