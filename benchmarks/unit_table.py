@@ -53,10 +53,11 @@ def main() -> None:
         table = read_logits(a.store / r["logits"])
         lg = pd.DataFrame(np.asarray(table.logits), index=list(table.ids))
         ids = set(table.ids)
-        match = [v for k, v in indexes.items() if k <= ids]
+        # the unit's own index: the largest one its logits cover (a keep index's units also cover its drop twin's rows)
+        match = sorted(((len(k), v) for k, v in indexes.items() if k <= ids), key=lambda m: m[0], reverse=True)
         if not match:
             continue
-        name, ix = match[0]
+        name, ix = match[0][1]
         row = {"stage": res.parent.parent.name, "unit": r["name"], "seed": r["seed"], "index": name,
                "kind": r.get("kind", r.get("teacher", ""))}  # fmt: skip
         for split in ("val", "test"):
