@@ -12,6 +12,7 @@ is not a multiple of the core count ends together instead of leaving a core idle
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,18 +24,20 @@ from fer_adapters.ray_cluster import ensure_ray  # noqa: E402
 from ferflow.cli import _flows_ready, _load_profile, _run_flow  # noqa: E402
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of CPU slots")
+    return int(text)
+
+
 def main() -> None:
-    args = sys.argv[1:]
-    slots = None
-    if args[:1] == ["--slots"]:
-        if len(args) < 2 or not args[1].isdigit() or int(args[1]) < 1:
-            sys.exit("--slots takes a positive whole number of CPU slots")
-        slots, args = int(args[1]), args[2:]
-    cfgs = [_load_profile(Path(p)) for p in args]
-    if not cfgs:
-        sys.exit(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slots", type=_positive_int, help="CPU slots of the local Ray node (default: every core)")
+    ap.add_argument("profiles", type=Path, nargs="+", metavar="PROFILE.yaml")
+    a = ap.parse_args()
+    cfgs = [_load_profile(p) for p in a.profiles]
     _flows_ready()
-    ensure_ray(num_cpus=slots)  # in the main thread, once: both stages' threads then submit to this one node
+    ensure_ray(num_cpus=a.slots)  # in the main thread, once: both stages' threads then submit to this one node
     from flows.pipeline import STAGE_FLOWS
 
     with ThreadPoolExecutor(len(cfgs)) as ex:

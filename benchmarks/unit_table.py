@@ -54,10 +54,10 @@ def main() -> None:
         lg = pd.DataFrame(np.asarray(table.logits), index=list(table.ids))
         ids = set(table.ids)
         # the unit's own index: the largest one its logits cover (a keep index's units also cover its drop twin's rows)
-        match = sorted(((len(k), v) for k, v in indexes.items() if k <= ids), key=lambda m: m[0], reverse=True)
-        if not match:
+        covered = [k for k in indexes if k <= ids]
+        if not covered:
             continue
-        name, ix = match[0][1]
+        name, ix = indexes[max(covered, key=len)]
         row = {"stage": res.parent.parent.name, "unit": r["name"], "seed": r["seed"], "index": name,
                "kind": r.get("kind", r.get("teacher", ""))}  # fmt: skip
         for split in ("val", "test"):
