@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +41,26 @@ from fer_spec.profile import PipelineConfig
 from fer_spec.results import EnsembleResult, student_run_name
 from fer_spec.settings import Settings
 
-#: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs; measured by the team).
-PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.58}
-#: Issue 16's targets for the packaged student on the held-out originals (CPU profile).
-GOALS = {"accuracy": 0.66, "accuracy_stretch": 0.70, "macro_f1": 0.62, "ece": 0.03, "gap": 0.02}
+#: What a user gets without the pipeline (timm ResNet-18, 48 px, CE, flip + shift, 15 epochs, all 28,709 FER2013
+#: Training originals; issue 21's figures).
+PLAIN_SCRIPT = {"accuracy": 0.63, "macro_f1": 0.585}
+#: Issue 21's targets for the packaged student on the held-out originals (they replace issue 16's 0.66 / 0.62 / 2 pp).
+GOALS = {"accuracy": 0.65, "macro_f1": 0.60, "ece": 0.03, "gap": 0.015}
+
+
+def comparison_baseline(configured: str | None, families: Sequence[str], packaged: str) -> str:
+    """The family the report pairs every other family with: the sweep's configured baseline when it has runs,
+    else the packaged family (a sweep without a ``ce`` variant, say an online screen, is compared with it)."""
+    return configured if configured in set(families) else packaged
 
 
 def _targets(pk: pd.Series, ens_acc: float, ece_after: float) -> list[Target]:
-    """Issue 16's targets, every one on the held-out test originals."""
+    """Issue 21's targets, every one on the held-out test originals."""
     acc, f1 = float(pk["accuracy_mean"]), float(pk["macro_f1_mean"])
     gap = ens_acc - acc
     return [
         Target("student accuracy (packaged family, mean over seeds)", f">= {GOALS['accuracy']}", acc,
                acc >= GOALS["accuracy"]),
-        Target("  stretch goal", f">= {GOALS['accuracy_stretch']}", acc, acc >= GOALS["accuracy_stretch"]),
         Target("student macro-F1", f">= {GOALS['macro_f1']}", f1, f1 >= GOALS["macro_f1"]),
         Target("student ECE after calibration", f"<= {GOALS['ece']}", ece_after, ece_after <= GOALS["ece"], "{:.4f}"),
         Target("ensemble accuracy - student accuracy", f"<= {GOALS['gap']}", gap, gap <= GOALS["gap"]),
@@ -332,7 +339,8 @@ def _build(cfg: PipelineConfig, runs: _Runs, rows: pd.DataFrame, index_path: str
         recs.append(rec)
         used.append(r)
     srows = pd.DataFrame(recs)
-    baseline = cfg.student.sweep.baseline if cfg.student.sweep.enabled else packaged
+    baseline = comparison_baseline(cfg.student.sweep.baseline if cfg.student.sweep.enabled else None,
+                                   list(srows["family"]), packaged)
     fams = family_table(srows, baseline)
     order = [baseline] + [f for f in dict.fromkeys(srows["family"]) if f != baseline]
     family_strip_plot(srows, "macro_f1", png("families"), order)

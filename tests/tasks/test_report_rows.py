@@ -3,7 +3,7 @@
 import pandas as pd
 
 from fer_core.data.adapters import SourceSpec
-from tasks.report import _evaluation_rows
+from tasks.report import _evaluation_rows, comparison_baseline
 
 
 def test_evaluation_rows_keep_originals_and_drop_moved_rows():
@@ -28,3 +28,11 @@ def test_unhinted_sources_keep_their_test_originals():
                          "origin": ["original", "original"], "source": "synth"})  # fmt: skip
     kept, comp = _evaluation_rows(rows, [SourceSpec(kind="folder", path="/s", name="synth")])
     assert len(kept) == 2 and comp["held-out originals"] == 1
+
+
+def test_families_are_paired_with_the_configured_baseline_only_when_it_ran():
+    fams = ["pairwise-kd", "pairwise-kd", "pairwise-kd-online", "pairwise-kd-online"]
+    # an online screen's sweep has no ce variant: both families would read "baseline" against a missing ce
+    assert comparison_baseline("ce", fams, packaged="pairwise-kd") == "pairwise-kd"
+    assert comparison_baseline("ce", [*fams, "ce"], packaged="pairwise-kd") == "ce"
+    assert comparison_baseline(None, fams, packaged="pairwise-kd") == "pairwise-kd"
