@@ -32,18 +32,18 @@ def decode(paths: list, labels: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x).unsqueeze(1), torch.tensor(labels)
 
 
-def load(split: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def load(split: Path, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     paths = [(p, c) for c, name in enumerate(classes) for p in sorted((split / name).glob("*.jpg"))
              if not COPY.search(p.name)]  # fmt: skip
-    return decode([p for p, _ in paths], [c for _, c in paths])
+    return *decode([p for p, _ in paths], [c for _, c in paths]), [str(p.resolve()) for p, _ in paths]
 
 
-def load_index(index: Path, split: str, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def load_index(index: Path, split: str, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     import pandas as pd
 
     rows = pd.read_parquet(index, columns=["image_path", "label", "split", "origin"])
     rows = rows[(rows.split == split) & (rows.origin == "original")].sort_values("image_path")
-    return decode(list(rows.image_path), [classes.index(c) for c in rows.label])
+    return *decode(list(rows.image_path), [classes.index(c) for c in rows.label]), list(rows.image_path)
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:
@@ -67,16 +67,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--index", type=Path, help="a ferflow index.parquet (its train and test originals)")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
+    ap.add_argument("--predictions", type=Path, help="write each test image's path, label and prediction here (CSV)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed)
     classes = sorted(p.name for p in (a.data / "train").iterdir() if p.is_dir())
     if a.index:
-        (xtr, ytr), (xte, yte) = (load_index(a.index, s, classes) for s in ("train", "test"))
+        (xtr, ytr, _), (xte, yte, test_paths) = (load_index(a.index, s, classes) for s in ("train", "test"))
     else:
-        xtr, ytr = load(a.data / "train", classes)
-        xte, yte = load(a.data / "validation", classes)
+        xtr, ytr, _ = load(a.data / "train", classes)
+        xte, yte, test_paths = load(a.data / "validation", classes)
     if a.limit:
         keep = torch.randperm(len(ytr), generator=g)[: a.limit]
         xtr, ytr = xtr[keep], ytr[keep]
@@ -112,6 +113,9 @@ def main() -> None:
                "train_s": round(train_s, 1), "img_per_s": round(rate, 1), "accuracy": round(float(acc), 4),
                "macro_f1": round(float(mf1), 4), "per_class_f1": per_class}  # fmt: skip
         a.out.write_text(json.dumps(fig, indent=2) + "\n")
+    if a.predictions:
+        lines = [f"{p},{classes[int(y)]},{classes[int(q)]}" for p, y, q in zip(test_paths, yte, pred, strict=True)]
+        a.predictions.write_text("image_path,label,prediction\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
