@@ -16,18 +16,16 @@ Usage: ``.venv/bin/python benchmarks/duplicate_split.py --index $FERFLOW_HOME/in
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_core.logits.store import read_logits  # noqa: E402
 from fer_core.taxonomy import FER_CLASSES  # noqa: E402
+from unit_table import unit_logits  # noqa: E402 - the units' logits, read as the unit table reads them
 
 HELD_OUT = re.compile(r"(?:held-out|test:) (\S+?\.jpg)\b")  # the held-out face a dropped training row duplicates
 
@@ -38,22 +36,14 @@ def duplicated_test_paths(dropped_rows: Path) -> set[str]:
     return {m.group(1) for r in reasons if (m := HELD_OUT.search(r))}
 
 
-def unit_predictions(store: Path, name: str) -> pd.Series:
-    """A unit's argmax class index per ``sample_id``, from its logits export.
-
-    Raises:
-        SystemExit: no finished unit of that name in the store.
-    """
-    for res in sorted(store.glob("runs/*/*/result.json")):
-        r = json.loads(res.read_text())
-        if r.get("name") == name and "logits" in r:
-            table = read_logits(store / r["logits"])
-            return pd.Series(np.asarray(table.logits).argmax(1), index=list(table.ids))
-    raise SystemExit(f"duplicate_split: no finished unit {name!r} with logits under {store}")
-
-
 def accuracy(correct: pd.Series) -> str:
     return f"{correct.mean():.4f} ({len(correct)})"
+
+
+def split_row(model: str, scored: str, correct: pd.Series, dup: pd.Series) -> dict[str, str]:
+    """One table row: accuracy on every test original, on those with a Training duplicate, and on the rest."""
+    return {"model": model, "all it scored": scored, "test originals": accuracy(correct),
+            "duplicated": accuracy(correct[dup]), "clean": accuracy(correct[~dup])}  # fmt: skip
 
 
 def main() -> None:
@@ -70,20 +60,20 @@ def main() -> None:
     test["y"] = test.label.map(FER_CLASSES.index)
     test["dup"] = test.image_path.isin(duplicated_test_paths(a.index.parent / "dropped_rows.csv"))
     rows = []
+    units = {r["name"]: lg for _, r, lg in unit_logits(a.store, set(a.unit))} if a.unit else {}
     for name in a.unit:
-        pred = unit_predictions(a.store, name)
-        ok = pd.Series(pred.loc[test.sample_id].to_numpy() == test.y.to_numpy(), index=test.index)
-        rows.append({"model": name, "all it scored": "-", "test originals": accuracy(ok),
-                     "duplicated": accuracy(ok[test.dup]), "clean": accuracy(ok[~test.dup])})  # fmt: skip
+        if name not in units:
+            raise SystemExit(f"duplicate_split: no finished unit {name!r} with logits under {a.store}")
+        pred = units[name].loc[test.sample_id].to_numpy().argmax(1)
+        rows.append(split_row(name, "-", pd.Series(pred == test.y.to_numpy(), index=test.index), test.dup))
     for p in a.predictions:
         pr = pd.read_csv(p).set_index("image_path")
         scored = accuracy(pr.label == pr.prediction)
         mine = pr.reindex(test.image_path)
         if mine.prediction.isna().any():
             raise SystemExit(f"duplicate_split: {p} lacks {int(mine.prediction.isna().sum())} of the index's test rows")
-        ok = pd.Series((mine.prediction.to_numpy() == test.label.to_numpy()), index=test.index)
-        rows.append({"model": p.stem, "all it scored": scored, "test originals": accuracy(ok),
-                     "duplicated": accuracy(ok[test.dup]), "clean": accuracy(ok[~test.dup])})  # fmt: skip
+        rows.append(split_row(p.stem, scored, pd.Series(mine.prediction.to_numpy() == test.label.to_numpy(),
+                                                         index=test.index), test.dup))  # fmt: skip
     print(f"test originals {len(test)}: duplicated in Training {int(test.dup.sum())}, "
           f"clean {int((~test.dup).sum())}; accuracy (rows)")
     with pd.option_context("display.width", 200, "display.max_columns", 10):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,16 @@ def score(logits: pd.DataFrame, rows: pd.DataFrame) -> dict[str, float]:
     return {k: round(m[k], 4) for k in ("accuracy", "macro_f1", "f1/disgust", "f1/fear")}
 
 
+def unit_logits(store: Path, names: Collection[str] | None = None) -> Iterator[tuple[Path, dict, pd.DataFrame]]:
+    """Every finished unit in ``store`` with a logits export (only those named, when ``names`` is given): its
+    ``result.json`` path, the result, and its last-epoch logits indexed by ``sample_id``."""
+    for res in sorted(store.glob("runs/*/*/result.json")):
+        r = json.loads(res.read_text())
+        if "logits" in r and (names is None or r.get("name") in names):
+            table = read_logits(store / r["logits"])
+            yield res, r, pd.DataFrame(np.asarray(table.logits), index=list(table.ids))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, required=True)
@@ -46,13 +57,8 @@ def main() -> None:
         ix = pd.read_parquet(p, columns=["sample_id", "label", "split", "origin"])
         indexes[frozenset(ix.sample_id)] = (p.parent.name, ix[ix.origin == "original"])
     out = []
-    for res in sorted(a.store.glob("runs/*/*/result.json")):
-        r = json.loads(res.read_text())
-        if "logits" not in r:
-            continue
-        table = read_logits(a.store / r["logits"])
-        lg = pd.DataFrame(np.asarray(table.logits), index=list(table.ids))
-        ids = set(table.ids)
+    for res, r, lg in unit_logits(a.store):
+        ids = set(lg.index)
         # the unit's own index: the largest one its logits cover (a keep index's units also cover its drop twin's rows)
         covered = [k for k in indexes if k <= ids]
         if not covered:
