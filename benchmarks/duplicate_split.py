@@ -24,8 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_core.taxonomy import FER_CLASSES  # noqa: E402
 from unit_table import unit_logits  # noqa: E402 - the units' logits, read as the unit table reads them
+
+from fer_core.taxonomy import FER_CLASSES  # noqa: E402
 
 HELD_OUT = re.compile(r"(?:held-out|test:) (\S+?\.jpg)\b")  # the held-out face a dropped training row duplicates
 
